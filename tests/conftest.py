@@ -1,0 +1,41 @@
+"""Shared fixtures: the real datasets beside the checkout, and small synthetic pairs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+DATASETS = SHARED / "datasets"
+
+
+@pytest.fixture(scope="session")
+def datasets_dir() -> Path:
+    assert DATASETS.is_dir(), f"expected the shared datasets at {DATASETS}"
+    return DATASETS
+
+
+@pytest.fixture(scope="session")
+def roadscene_test_pair(datasets_dir: Path) -> tuple[Path, Path]:
+    """(ir_path, vis_path) of one real RoadScene test pair."""
+    from fusionproxy.io import find_dataset_pairs
+
+    stem, ir_path, vis_path = find_dataset_pairs(datasets_dir / "roadscene" / "test").pairs[0]
+    return ir_path, vis_path
+
+
+@pytest.fixture
+def synthetic_pair() -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded random pair: ir 1 x 1 x 37 x 53, vis 1 x 3 x 37 x 53 (odd sizes on purpose)."""
+    generator = torch.Generator().manual_seed(0)
+    return torch.rand(1, 1, 37, 53, generator=generator), torch.rand(1, 3, 37, 53, generator=generator)
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything() -> None:
+    torch.manual_seed(0)
+    np.random.seed(0)
