@@ -6,13 +6,14 @@ H x W x 3 (RGB) in [0, 1]; tensors are B x 1 x H x W (IR) and B x 3 x H x W (VIS
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .errors import FusionProxyError
 
@@ -44,31 +45,70 @@ class PercentileStretch:
         return np.clip((values - lo) / (hi - lo), 0.0, 1.0)
 
 
+# EXIF orientation tag -> the numpy transform that undoes it (the same mapping as PIL.ImageOps.exif_transpose).
+_EXIF_TRANSFORMS = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def _read_with_opencv(path: Path, orientation: int, reason: str) -> np.ndarray:
+    array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise ImageReadError(f"{path}: unreadable image ({reason})")
+    if array.ndim == 3:
+        array = cv2.cvtColor(array, cv2.COLOR_BGRA2RGBA if array.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(_EXIF_TRANSFORMS.get(orientation, lambda a: a)(array))
+
+
+_PIL_MODES = ("L", "RGB", "RGBA", "LA", "P", "I", "I;16", "I;16B", "I;16L", "F")
+
+
+def array_from_pil(image: Image.Image) -> np.ndarray:
+    """A PIL image as numpy with its EXIF orientation applied, keeping its bit depth (uint8, uint16 or float32)."""
+    if image.mode not in _PIL_MODES:
+        raise ValueError(f"unsupported image mode {image.mode}")
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L"):
+        return np.asarray(image, dtype=np.uint16)
+    if image.mode == "I":  # 32-bit integer containers of 16-bit data
+        return np.asarray(image).astype(np.uint16)
+    if image.mode in ("P", "LA"):
+        image = image.convert("RGBA" if image.mode == "P" else "L")
+    return np.asarray(image)
+
+
 def read_raw(path: str | Path) -> np.ndarray:
-    """Read an image file with its EXIF orientation applied, keeping its bit depth (uint8 or uint16)."""
+    """Read an image file with its EXIF orientation applied, keeping its bit depth (uint8 or uint16).
+
+    PIL decodes the file (so truncated or corrupt data is an error, never a half-grey image) and applies the
+    EXIF orientation. PIL narrows 16-bit colour to 8 bits and cannot open some TIFF layouts; OpenCV reads
+    those instead.
+    """
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f"{path}: file not found")
     try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            if image.mode in ("I;16", "I;16B", "I;16L"):
-                return np.asarray(image, dtype=np.uint16)
-            if image.mode == "I":  # 32-bit integer containers of 16-bit data
-                return np.asarray(image).astype(np.uint16)
-            if image.mode not in ("L", "RGB", "RGBA", "LA", "P"):
-                raise OSError(f"unsupported mode {image.mode}")
-            if image.mode in ("P", "LA"):
-                image = image.convert("RGBA" if image.mode == "P" else "L")
-            return np.asarray(image)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        # PIL cannot read multi-channel 16-bit TIFF; OpenCV can.
-        array = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if array is None:
+        image = Image.open(path)
+    except UnidentifiedImageError as error:
+        return _read_with_opencv(path, 1, str(error))
+    except (OSError, Image.DecompressionBombError) as error:
+        raise ImageReadError(f"{path}: unreadable image ({error})") from None
+    with image:
+        wide_colour = image.mode in ("RGB", "RGBA") and any(";16" in str(tile.args) for tile in image.tile)
+        try:
+            image.load()
+        except (OSError, SyntaxError, ValueError) as error:  # truncated or corrupt pixel data
             raise ImageReadError(f"{path}: unreadable image ({error})") from None
-        if array.ndim == 3:
-            array = cv2.cvtColor(array, cv2.COLOR_BGRA2RGBA if array.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-        return array
+        if wide_colour or image.mode not in _PIL_MODES:
+            orientation = int(image.getexif().get(ExifTags.Base.Orientation, 1))
+            return _read_with_opencv(path, orientation, f"unsupported mode {image.mode}")
+        return array_from_pil(image)
 
 
 def to_unit_float(array: np.ndarray, stretch: PercentileStretch | None = None) -> np.ndarray:
@@ -88,31 +128,61 @@ def _luminance(rgb: np.ndarray) -> np.ndarray:
     return (rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)).astype(np.float32)
 
 
-def read_ir(path: str | Path, stretch: PercentileStretch | None = None) -> np.ndarray:
-    """An IR frame as float32 H x W in [0, 1]; 3-channel IR becomes its luminance."""
-    array = _drop_alpha(read_raw(path))
-    if array.ndim == 3 and array.shape[2] == 2:  # gray + alpha
+def ir_from_array(array: np.ndarray, stretch: PercentileStretch | None = None) -> np.ndarray:
+    """A raw IR array (H x W, or H x W x 1/2/3/4; uint8, uint16 or float) as float32 H x W in [0, 1].
+
+    uint16 goes through `stretch` (default PercentileStretch()); 3-channel IR becomes its luminance.
+    """
+    array = _drop_alpha(np.asarray(array))
+    if array.ndim == 3 and array.shape[2] in (1, 2):  # single channel, or gray + alpha
         array = array[..., 0]
     unit = to_unit_float(array, stretch)
     return _luminance(unit) if unit.ndim == 3 else unit
 
 
-def read_vis(path: str | Path) -> np.ndarray:
-    """A visible frame as float32 H x W x 3 RGB in [0, 1]; gray input is repeated to 3 channels."""
-    array = _drop_alpha(read_raw(path))
-    if array.ndim == 3 and array.shape[2] == 2:
+def vis_from_array(array: np.ndarray) -> np.ndarray:
+    """A raw visible array (H x W gray, or H x W x 1/2/3/4) as float32 H x W x 3 RGB in [0, 1]."""
+    array = _drop_alpha(np.asarray(array))
+    if array.ndim == 3 and array.shape[2] in (1, 2):
         array = array[..., 0]
     unit = to_unit_float(array)
     return np.repeat(unit[..., None], 3, axis=2) if unit.ndim == 2 else unit
 
 
+def read_ir(path: str | Path, stretch: PercentileStretch | None = None) -> np.ndarray:
+    """An IR frame as float32 H x W in [0, 1]; 3-channel IR becomes its luminance."""
+    return ir_from_array(read_raw(path), stretch)
+
+
+def read_vis(path: str | Path) -> np.ndarray:
+    """A visible frame as float32 H x W x 3 RGB in [0, 1]; gray input is repeated to 3 channels."""
+    return vis_from_array(read_raw(path))
+
+
+def resize_ir(ir: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resample an IR frame onto a height x width grid (area averaging when shrinking, bilinear otherwise)."""
+    if ir.shape[:2] == (height, width):
+        return ir
+    shrinking = height * width < ir.shape[0] * ir.shape[1]
+    return cv2.resize(ir, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
 def write_image(path: str | Path, image: np.ndarray) -> None:
-    """Write H x W (gray) or H x W x 3 (RGB) float in [0, 1] (or uint8) as an 8-bit image."""
+    """Write H x W (gray) or H x W x 3 (RGB) float in [0, 1] as 8-bit, or uint8 / uint16 as they are.
+
+    The file appears atomically (written beside it, then renamed), so an interrupted write never leaves a
+    truncated image that a resumed job would take for finished.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if image.dtype != np.uint8:
+    if image.dtype not in (np.uint8, np.uint16):
         image = np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
-    Image.fromarray(image).save(path)
+    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        Image.fromarray(np.ascontiguousarray(image)).save(partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def ir_to_tensor(ir: np.ndarray) -> torch.Tensor:

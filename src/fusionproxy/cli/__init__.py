@@ -14,7 +14,7 @@ from rich.console import Console
 
 from ..errors import FusionProxyError
 
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["evaluate"]
 
 app = typer.Typer(
     name="fusionproxy",

@@ -27,5 +27,6 @@ def list_students() -> list[str]:
 
 
 # Architectures register themselves on import.
+from . import convnext_unet, mobile_unet, ultralight  # noqa: E402,F401
 
 __all__ = ["FusionStudent", "StudentConfig", "create_student", "list_students", "register_student"]

@@ -1,0 +1,311 @@
+"""`FusionProxy`: a student network with its config, loadable from a directory, that fuses anything image-like.
+
+    from fusionproxy import FusionProxy
+    fusion = FusionProxy.from_pretrained("path/to/model")
+    rgb = fusion.fuse("ir.png", "vis.png")          # float32 H x W x 3 in [0, 1]
+
+A model directory holds `config.json` ({"format_version": 1, "student": name, "config": {...},
+"metadata": {...}}) and `model.safetensors` (the student's state dict).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+from safetensors import SafetensorError
+from safetensors.torch import load_model, save_model
+from torch import nn
+
+from . import io
+from .errors import FusionProxyError, MissingWeightsError
+from .students import FusionStudent, create_student
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "default_model"
+_LUMA = (0.299, 0.587, 0.114)  # the same IR luminance weights as io.ir_from_array
+
+Backend = Literal["eager", "onnxruntime"]
+
+
+class SizeMismatchError(FusionProxyError, ValueError):
+    """IR and VIS frames of a pair differ in size and resampling was not asked for."""
+
+
+def resolve_model_dir(dir_or_name: str | Path) -> Path:
+    """A model directory, or the name "default" for the model bundled with the package."""
+    if str(dir_or_name) == "default":
+        if not (DEFAULT_MODEL_DIR / CONFIG_FILE).is_file():
+            raise MissingWeightsError(
+                f"{DEFAULT_MODEL_DIR}: the default model is not bundled with this version yet; "
+                "pass a trained model directory (--model DIR, or FusionProxy.from_pretrained(DIR))"
+            )
+        return DEFAULT_MODEL_DIR
+    path = Path(dir_or_name)
+    if not path.is_dir():
+        raise MissingWeightsError(f"{path}: model directory not found (expected {CONFIG_FILE} and {WEIGHTS_FILE})")
+    return path
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise MissingWeightsError(f"{path}: missing model config")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise FusionProxyError(f"{path}: corrupt model config ({error})") from None
+    if not isinstance(config, dict) or not {"student", "config"} <= config.keys():
+        raise FusionProxyError(f"{path}: not a FusionProxy model config (needs 'student' and 'config')")
+    if config.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
+        raise FusionProxyError(
+            f"{path}: format_version {config['format_version']} is newer than this package reads ({FORMAT_VERSION})"
+        )
+    return config
+
+
+@dataclass
+class _Item:
+    """One pair as tensors (1 x 1 x H x W, 1 x 3 x H x W) and how to hand its result back."""
+
+    ir: torch.Tensor
+    vis: torch.Tensor
+    give_back: Callable[[torch.Tensor], Any]
+    give_back_uncertainty: Callable[[torch.Tensor], Any]
+
+
+def _size_check(ir_size: tuple[int, int], vis_size: tuple[int, int], resize_ir: bool, what: str) -> None:
+    if ir_size != vis_size and not resize_ir:
+        raise SizeMismatchError(
+            f"{what}: IR is {ir_size[0]}x{ir_size[1]} but VIS is {vis_size[0]}x{vis_size[1]} (H x W); "
+            "register the cameras or pass resize_ir=True (--resize-ir) to resample IR onto the VIS grid"
+        )
+
+
+def _rgb_to_numpy(rgb: torch.Tensor, as_uint8: bool) -> np.ndarray:
+    image = io.tensor_to_image(rgb)
+    return np.round(image * 255.0).astype(np.uint8) if as_uint8 else image
+
+
+def _map_to_numpy(log_variance: torch.Tensor) -> np.ndarray:
+    return log_variance[0, 0].float().cpu().numpy()
+
+
+def _array_items(ir: Any, vis: Any, stretch: io.PercentileStretch | None, resize_ir: bool, what: str) -> _Item:
+    """A single pair given as numpy arrays, PIL images or paths."""
+    returns_pil = isinstance(vis, Image.Image)
+    as_uint8 = returns_pil
+    arrays = []
+    for value, role in ((ir, "IR"), (vis, "VIS")):
+        if isinstance(value, (str, Path)):
+            arrays.append(io.read_raw(value))
+        elif isinstance(value, Image.Image):
+            arrays.append(io.read_raw_pil(ImageOps.exif_transpose(value)))
+        elif isinstance(value, np.ndarray):
+            arrays.append(value)
+        else:
+            raise TypeError(f"{what}: unsupported {role} input of type {type(value).__name__}")
+    as_uint8 = as_uint8 or (isinstance(vis, np.ndarray) and vis.dtype == np.uint8)
+    ir_unit, vis_unit = io.ir_from_array(arrays[0], stretch), io.vis_from_array(arrays[1])
+    _size_check(ir_unit.shape[:2], vis_unit.shape[:2], resize_ir, what)
+    ir_unit = io.resize_ir(ir_unit, *vis_unit.shape[:2])
+
+    def give_back(rgb: torch.Tensor) -> Any:
+        array = _rgb_to_numpy(rgb, as_uint8)
+        return Image.fromarray(array) if returns_pil else array
+
+    return _Item(io.ir_to_tensor(ir_unit), io.vis_to_tensor(vis_unit), give_back, _map_to_numpy)
+
+
+def _tensor_items(ir: torch.Tensor, vis: torch.Tensor, resize_ir: bool) -> tuple[list[_Item], bool]:
+    """Items from tensors (C x H x W or B x C x H x W); returns (items, batched)."""
+    batched = vis.dim() == 4
+    if ir.dim() != vis.dim() or vis.dim() not in (3, 4):
+        raise ValueError(f"tensor inputs must both be C x H x W or B x C x H x W, got {tuple(ir.shape)}, {tuple(vis.shape)}")
+    ir, vis = (ir, vis) if batched else (ir[None], vis[None])
+    as_uint8 = vis.dtype == torch.uint8
+    ir, vis = (t.float() / 255.0 if t.dtype == torch.uint8 else t.float() for t in (ir, vis))
+    if ir.shape[1] == 3:
+        ir = (ir * torch.tensor(_LUMA, device=ir.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    if vis.shape[1] == 1:
+        vis = vis.expand(-1, 3, -1, -1)
+    if ir.shape[1] != 1 or vis.shape[1] != 3 or ir.shape[0] != vis.shape[0]:
+        raise ValueError(f"expected IR B x 1|3 x H x W and VIS B x 1|3 x H x W, got {tuple(ir.shape)}, {tuple(vis.shape)}")
+    _size_check(tuple(ir.shape[-2:]), tuple(vis.shape[-2:]), resize_ir, "tensor input")
+    if ir.shape[-2:] != vis.shape[-2:]:
+        ir = F.interpolate(ir, size=vis.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
+
+    def give_back(rgb: torch.Tensor) -> torch.Tensor:
+        return (rgb * 255.0).round().to(torch.uint8) if as_uint8 else rgb
+
+    items = [_Item(ir[i : i + 1], vis[i : i + 1], give_back, lambda m: m) for i in range(ir.shape[0])]
+    return items, batched
+
+
+def _is_batched_array(vis: np.ndarray) -> bool:
+    """VIS arrays decide: B x H x W x C is a batch; H x W and H x W x 1|3|4 are one image."""
+    return vis.ndim == 4 or (vis.ndim == 3 and vis.shape[2] not in (1, 3, 4))
+
+
+class FusionProxy(nn.Module):
+    """A student fusion network plus what is needed to save, load and run it on real inputs.
+
+    `forward(ir, vis)` is the student's forward (B x 1 x H x W, B x 3 x H x W in [0, 1] -> B x 3 x H x W), so the
+    module can sit in front of any RGB network; `fuse` is the convenience entry point for images.
+    """
+
+    def __init__(self, student: FusionStudent, metadata: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.student = student
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self._onnx_sessions: dict[str, Any] = {}
+        self._onnx_tmp: tempfile.TemporaryDirectory | None = None
+
+    @property
+    def student_name(self) -> str:
+        return type(self.student).name
+
+    @property
+    def has_uncertainty(self) -> bool:
+        return bool(self.student.config.uncertainty_head)
+
+    @property
+    def random_init(self) -> bool:
+        return bool(self.metadata.get("random_init", False))
+
+    # ----- construction, saving, loading -----
+    @classmethod
+    def from_student(cls, name: str, seed: int = 0, **config: Any) -> FusionProxy:
+        """A randomly initialised (untrained) student, seeded; `metadata["random_init"]` says so."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            student = create_student(name, **config)
+        return cls(student, {"random_init": True, "seed": seed})
+
+    @classmethod
+    def from_pretrained(cls, dir_or_name: str | Path = "default", device: str | torch.device = "cpu") -> FusionProxy:
+        """Load `config.json` + `model.safetensors` from a directory ("default": the bundled model)."""
+        directory = resolve_model_dir(dir_or_name)
+        config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+        config = _read_config(config_path)
+        try:
+            student = create_student(config["student"], **config["config"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise FusionProxyError(f"{config_path}: cannot build student ({error})") from None
+        if not weights_path.is_file():
+            raise MissingWeightsError(f"{weights_path}: missing model weights")
+        try:
+            load_model(student, weights_path, strict=True, device=str(device))
+        except (SafetensorError, RuntimeError, OSError) as error:
+            message = " ".join(str(error).split())[:300]
+            raise FusionProxyError(f"{weights_path}: corrupt or mismatched weights ({message})") from None
+        model = cls(student, config.get("metadata"))
+        return model.to(device).eval()
+
+    def save_pretrained(self, directory: str | Path, **metadata: Any) -> Path:
+        """Write `config.json` and `model.safetensors`; extra keyword arguments are added to the metadata."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.metadata.update(metadata)
+        config = {
+            "format_version": FORMAT_VERSION,
+            "student": self.student_name,
+            "config": self.student.config.to_dict(),
+            "metadata": self.metadata,
+        }
+        save_model(self.student, str(directory / WEIGHTS_FILE))
+        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        return directory
+
+    # ----- the network -----
+    def forward(self, ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
+        return self.student(ir, vis)
+
+    def forward_with_uncertainty(self, ir: torch.Tensor, vis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.student.forward_with_uncertainty(ir, vis)
+
+    def _onnx_session(self, onnx_path: str | Path | None, threads: int | None) -> Any:
+        from .export import export_onnx, onnx_session
+
+        if onnx_path is None:  # export once per FusionProxy, into a private temporary directory
+            if self._onnx_tmp is None:
+                self._onnx_tmp = tempfile.TemporaryDirectory(prefix="fusionproxy-onnx-")
+                export_onnx(self, Path(self._onnx_tmp.name) / "model.onnx")
+            onnx_path = Path(self._onnx_tmp.name) / "model.onnx"
+        key = f"{Path(onnx_path).resolve()}:{threads}"
+        if key not in self._onnx_sessions:
+            self._onnx_sessions[key] = onnx_session(onnx_path, threads)
+        return self._onnx_sessions[key]
+
+    def _run(
+        self, ir: torch.Tensor, vis: torch.Tensor, backend: Backend, onnx_path: str | Path | None, threads: int | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if backend == "onnxruntime":
+            session = self._onnx_session(onnx_path, threads)
+            outputs = session.run(None, {"ir": ir.cpu().numpy(), "vis": vis.cpu().numpy()})
+            tensors = [torch.from_numpy(out).to(vis.device) for out in outputs]
+            return tensors[0], (tensors[1] if len(tensors) > 1 else None)
+        if backend != "eager":
+            raise FusionProxyError(f"unknown backend '{backend}' (choose eager or onnxruntime)")
+        device = next(self.parameters()).device
+        with torch.inference_mode():
+            rgb, log_variance = self.student.forward_with_uncertainty(ir.to(device), vis.to(device))
+        return rgb.to(vis.device), (log_variance.to(vis.device) if log_variance is not None else None)
+
+    # ----- images in, images out -----
+    def fuse(
+        self,
+        ir: Any,
+        vis: Any,
+        *,
+        with_uncertainty: bool = False,
+        resize_ir: bool = False,
+        ir_stretch: io.PercentileStretch | None = None,
+        batch_size: int = 8,
+        backend: Backend = "eager",
+        onnx_path: str | Path | None = None,
+        threads: int | None = None,
+    ) -> Any:
+        """Fuse one pair or a batch and return the result in the kind it was given.
+
+        Inputs: paths, PIL images, numpy arrays (IR H x W or H x W x 1|3; VIS H x W x 3 or H x W; uint8, uint16
+        or float in [0, 1]; uint16 IR goes through `ir_stretch`), or tensors (C x H x W or B x C x H x W, float
+        in [0, 1] or uint8). A batch is a list/tuple of pairs' parts, a B x H x W x C array or a B x C x H x W
+        tensor. Results: numpy float32 H x W x 3 in [0, 1] for paths and float arrays, numpy uint8 for uint8
+        arrays, PIL RGB images for PIL input, tensors B x 3 x H x W (or 3 x H x W) for tensors (uint8 if given
+        uint8). With `with_uncertainty`, returns (rgb, log_variance) with log-variance H x W float32 numpy
+        (B x 1 x H x W for tensors). Runs in eval mode without gradients; items of equal size are batched by
+        `batch_size`. `backend="onnxruntime"` runs `onnx_path` (exported on first use when None).
+        """
+        if with_uncertainty and not self.has_uncertainty:
+            raise FusionProxyError(f"this {self.student_name} model has no uncertainty head")
+        if isinstance(ir, torch.Tensor) and isinstance(vis, torch.Tensor):
+            items, batched = _tensor_items(ir, vis, resize_ir)
+        elif isinstance(ir, (list, tuple)) and isinstance(vis, (list, tuple)):
+            if len(ir) != len(vis):
+                raise ValueError(f"got {len(ir)} IR inputs but {len(vis)} VIS inputs")
+            results = [self.fuse(i, v, with_uncertainty=with_uncertainty, resize_ir=resize_ir, ir_stretch=ir_stretch,
+                                 batch_size=batch_size, backend=backend, onnx_path=onnx_path, threads=threads)
+                       for i, v in zip(ir, vis)] if False else None
+            items = [self._single_item(i, v, ir_stretch, resize_ir, f"pair {n}") for n, (i, v) in enumerate(zip(ir, vis))]
+            batched = True
+        elif isinstance(vis, np.ndarray) and _is_batched_array(vis):
+            if len(ir) != len(vis):
+                raise ValueError(f"got {len(ir)} IR frames but {len(vis)} VIS frames")
+            items = [_array_items(i, v, ir_stretch, resize_ir, f"frame {n}") for n, (i, v) in enumerate(zip(ir, vis))]
+            return self._finish(items, with_uncertainty, batch_size, backend, onnx_path, threads, stack=True)
+        else:
+            items, batched = [self._single_item(ir, vis, ir_stretch, resize_ir, "input")], False
+        if isinstance(vis, torch.Tensor):
+            return self._finish(items, with_uncertainty, batch_size, backend, onnx_path, threads, stack=batched,
+                                tensors=True)
+        outputs = self._finish(items, with_uncertainty, batch_size, backend, onnx_path, threads, stack=False)
+        return outputs if batched else outputs[0]

@@ -1,0 +1,301 @@
+"""Distilling a student from the cached teacher ensemble (paper Sec. 3.3-3.5): data, validation, run, save.
+
+    fusionproxy distill --cache DIR --student NAME --config cpu|gpu|FILE.yaml --out DIR [--set key=value ...]
+
+The loop itself is the shared `fusionproxy.training.Trainer`; this module supplies the pieces it needs: the
+cache items with misalignment injection on the student's IR input (Eq. 14), the loss of Eq. 7-12
+(`fusionproxy.losses`), a validation callback (PNG grid + metrics against the ensemble mean) and the final
+`FusionProxy.from_pretrained`-loadable directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import platform
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import kornia
+import torch
+import yaml
+from torch import nn
+from torch.utils.data import Dataset
+
+from .errors import FusionProxyError
+from .losses import DistillationLoss, DistillLossConfig
+from .misalignment import MisalignmentRange, misalign
+from .students import FusionStudent, create_student
+from .training import TrainConfig, Trainer, item_generator
+
+IMAGE_KEYS = ("ir", "vis", "mean", "var")
+GRID_DIR = "validation"
+
+
+# ----- configuration -------------------------------------------------------------------------------------
+@dataclass
+class DistillConfig:
+    """A whole distillation run: `train` (TrainConfig fields), `loss` (DistillLossConfig), and data options.
+
+    `epochs`, when set, fixes `train.max_steps` to epochs x (training items // batch size).
+    """
+
+    train: dict[str, Any]
+    loss: DistillLossConfig = field(default_factory=DistillLossConfig)
+    student: dict[str, Any] = field(default_factory=dict)  # overrides of the student's config fields
+    epochs: int | None = None
+    misalignment: MisalignmentRange = field(default_factory=MisalignmentRange)  # Eq. 14; zeros = off
+    val_items: int = 4  # held out from the end of the cache when no --val-cache is given
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], where: str = "config") -> "DistillConfig":
+        values = dict(values)
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise FusionProxyError(f"{where}: unknown option(s) {', '.join(sorted(unknown))}")
+        if "train" not in values:
+            raise FusionProxyError(f"{where}: missing the 'train' section")
+        try:
+            values["loss"] = DistillLossConfig.from_dict(values.get("loss") or {})
+            values["misalignment"] = MisalignmentRange(**(values.get("misalignment") or {}))
+        except TypeError as error:
+            raise FusionProxyError(f"{where}: {error}") from None
+        config = cls(**values)
+        if config.epochs is not None and "max_steps" in config.train:
+            raise FusionProxyError(f"{where}: give either epochs or train.max_steps, not both")
+        if config.epochs is None and "max_steps" not in config.train:
+            raise FusionProxyError(f"{where}: give epochs or train.max_steps")
+        return config
+
+    def train_config(self, num_items: int) -> TrainConfig:
+        values = dict(self.train)
+        if self.epochs is not None:
+            values["max_steps"] = self.epochs * max(num_items // int(values.get("batch_size", 1)), 1)
+        return TrainConfig.from_dict(values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "train": dict(self.train),
+            "loss": self.loss.to_dict(),
+            "student": dict(self.student),
+            "epochs": self.epochs,
+            "misalignment": dataclasses.asdict(self.misalignment),
+            "val_items": self.val_items,
+        }
+
+
+def config_path(name_or_path: str) -> Path:
+    """A bundled config name (`cpu`, `gpu`) or a YAML file path."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        if not candidate.is_file():
+            raise FusionProxyError(f"{candidate}: config file not found")
+        return candidate
+    bundled = resources.files("fusionproxy").joinpath(f"configs/distill/{name_or_path}.yaml")
+    if not bundled.is_file():
+        names = sorted(p.name.removesuffix(".yaml") for p in bundled.parent.iterdir() if p.name.endswith(".yaml"))
+        raise FusionProxyError(f"{name_or_path}: no such config (bundled: {', '.join(names)}; or a .yaml path)")
+    return Path(str(bundled))
+
+
+def apply_overrides(values: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply `section.key=value` overrides (values parsed as YAML, so `.inf`, `[a, b]`, `null` work)."""
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        if not sep or not key:
+            raise FusionProxyError(f"--set {override}: expected key=value, e.g. loss.tau=0.5")
+        *parents, leaf = key.split(".")
+        node = values
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise FusionProxyError(f"--set {override}: '{part}' is not a section")
+        value = yaml.safe_load(text)
+        node[leaf] = float(value) if isinstance(value, str) and value.lower() in ("inf", "+inf") else value
+    return values
+
+
+def load_config(name_or_path: str, overrides: Sequence[str] = ()) -> DistillConfig:
+    path = config_path(name_or_path)
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise FusionProxyError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from None
+    if not isinstance(values, dict):
+        raise FusionProxyError(f"{path}: expected a mapping of options")
+    return DistillConfig.from_dict(apply_overrides(values, overrides), where=str(path))
+
+
+# ----- data ----------------------------------------------------------------------------------------------
+def item_keys(backbones: Sequence[str]) -> list[str]:
+    """The cache keys a training item needs for the given panel backbones."""
+    return [*IMAGE_KEYS, *(f"feat_mean/{k}" for k in backbones), *(f"feat_var/{k}" for k in backbones)]
+
+
+class DistillDataset(Dataset):
+    """Cache items (float32) plus `ir_input`, the student's infrared input, misaligned per item (Eq. 14).
+
+    The perturbation is drawn from `item_generator(seed, epoch, index)`, so resumed and multi-process runs see
+    the same draws. Every target (`mean`, `var`, features) and the aligned `ir` are left as cached.
+    """
+
+    def __init__(
+        self,
+        items: Dataset,
+        indices: Sequence[int],
+        keys: Sequence[str],
+        misalignment: MisalignmentRange,
+        seed: int,
+    ) -> None:
+        self.items, self.indices, self.keys = items, list(indices), list(keys)
+        self.misalignment, self.seed, self.epoch = misalignment, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        raw = self.items[self.indices[index]]
+        item = {key: torch.as_tensor(raw[key]).float() for key in self.keys}
+        generator = item_generator(self.seed, self.epoch, index)
+        item["ir_input"] = misalign(item["ir"][None], self.misalignment, generator)[0]
+        return item
+
+
+class StudentWithUncertainty(nn.Module):
+    """Wraps the student so that its DDP-wrapped `forward` returns `(rgb, log_variance or None)`."""
+
+    def __init__(self, student: FusionStudent) -> None:
+        super().__init__()
+        self.student = student
+
+    def forward(self, ir: torch.Tensor, vis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.student.forward_with_uncertainty(ir, vis)
+
+
+# ----- validation ----------------------------------------------------------------------------------------
+def _fusion_metrics(ir: torch.Tensor, vis: torch.Tensor, fused: torch.Tensor) -> dict[str, float]:
+    """Source-based fusion metrics of helper `fusionproxy.metrics`, when that package provides them."""
+    try:
+        from . import metrics
+    except ImportError:
+        return {}
+    compute = getattr(metrics, "fusion_metrics", None)
+    if compute is None:
+        return {}
+    return {name: float(value) for name, value in compute(ir, vis, fused).items()}
+
+
+class Validator:
+    """Every epoch: a PNG grid (rows IR | VIS | ensemble mean | student) and metrics vs the ensemble mean."""
+
+    def __init__(self, items: Sequence[Mapping[str, torch.Tensor]]) -> None:
+        self.items = [{key: torch.as_tensor(item[key]).float() for key in IMAGE_KEYS} for item in items]
+
+    def __call__(self, model: nn.Module, step: int, out_dir: Path) -> dict[str, float]:
+        device = next(model.parameters()).device
+        rows, scores = [], []
+        for item in self.items:
+            ir, vis, mean = (item[k][None].to(device) for k in ("ir", "vis", "mean"))
+            fused = model(ir, vis)[0].clamp(0.0, 1.0)
+            score = {
+                "psnr": float(kornia.metrics.psnr(fused, mean, 1.0)),
+                "ssim": float(kornia.metrics.ssim(fused, mean, 11).mean()),
+                **_fusion_metrics(ir, vis, fused),
+            }
+            scores.append(score)
+            rows.append(torch.cat([ir.expand(-1, 3, -1, -1), vis, mean, fused], dim=-1)[0])
+        if rows:
+            from .io import write_image
+
+            width = max(row.shape[-1] for row in rows)
+            grid = torch.cat([torch.nn.functional.pad(r, (0, width - r.shape[-1])) for r in rows], dim=-2)
+            write_image(out_dir / GRID_DIR / f"step-{step:07d}.png", grid.permute(1, 2, 0).cpu().numpy())
+        return {name: sum(s[name] for s in scores) / len(scores) for name in scores[0]} if scores else {}
+
+
+# ----- the run -------------------------------------------------------------------------------------------
+def split_items(num_items: int, val_items: int, has_val_cache: bool) -> tuple[list[int], list[int]]:
+    """(train indices, validation indices): the last `val_items` are held out unless a val cache exists."""
+    if has_val_cache or val_items == 0:
+        return list(range(num_items)), []
+    if val_items >= num_items:
+        raise FusionProxyError(f"the cache has {num_items} items; cannot hold out val_items={val_items}")
+    return list(range(num_items - val_items)), list(range(num_items - val_items, num_items))
+
+
+def distill(
+    out_dir: str | Path,
+    student_name: str,
+    config: DistillConfig,
+    items: Dataset,
+    panel: Mapping[str, nn.Module],
+    sigma: Mapping[str, torch.Tensor],
+    mean_var: Mapping[str, float],
+    val_items: Dataset | None = None,
+    provenance: Mapping[str, Any] | None = None,
+) -> FusionStudent:
+    """Train `student_name` on cache `items` with the panel backbones `panel` used for L_MFM; save the result.
+
+    `panel` holds exactly the backbones the loss uses (the cache's, or the `loss.backbones` subset). Writes
+    `config.json` + `model.safetensors` (`FusionProxy.from_pretrained`-loadable) beside the Trainer's logs
+    and checkpoints in `out_dir`, and returns the trained student.
+    """
+    out_dir = Path(out_dir)
+    train_indices, held_out = split_items(len(items), config.val_items, val_items is not None)
+    train_config = config.train_config(len(train_indices))
+    dataset = DistillDataset(items, train_indices, item_keys(list(panel)), config.misalignment, train_config.seed)
+    if val_items is not None:
+        validation = [val_items[i] for i in range(min(config.val_items, len(val_items)))]
+    else:
+        validation = [items[i] for i in held_out]
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(train_config.seed)  # the same initial student in every process and every rerun
+        student = create_student(student_name, **config.student)
+    loss = DistillationLoss(config.loss, panel, sigma, mean_var)
+    run_info = {
+        "student": student_name,
+        "student_config": student.config.to_dict(),
+        "distill": config.to_dict(),
+        **dict(provenance or {}),
+    }
+    started = time.perf_counter()
+    trainer = Trainer(
+        out_dir, StudentWithUncertainty(student), dataset, loss, train_config,
+        validate=Validator(validation) if validation else None, run_info=run_info,
+    )
+    trained = trainer.train().student
+
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:
+        from .api import FusionProxy
+
+        training = {
+            **run_info,
+            "train_items": len(train_indices),
+            "max_steps": train_config.max_steps,
+            "seconds_this_invocation": round(time.perf_counter() - started, 1),
+            "torch": torch.__version__,
+            "platform": platform.platform(),
+        }
+        FusionProxy(trained, {"random_init": False}).save_pretrained(out_dir, training=_json_safe(training))
+    return trained
+
+
+def _json_safe(value: Any) -> Any:
+    """Infinite floats (tau = inf) become the string "inf" so config.json stays strict JSON."""
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value

@@ -1,0 +1,20 @@
+"""Compare fusion methods on paired datasets: metrics in two conventions, tables, figures, misalignment study.
+
+`evaluate(datasets, methods, out_dir, ...)` is the Python entry point behind `fusionproxy evaluate`.
+"""
+
+from .methods import Method, default_baselines, parse_method
+from .perturb import DEFAULT_LEVELS, parse_levels
+from .runner import Dataset, EvaluationResult, evaluate, parse_dataset
+
+__all__ = [
+    "DEFAULT_LEVELS",
+    "Dataset",
+    "EvaluationResult",
+    "Method",
+    "default_baselines",
+    "evaluate",
+    "parse_dataset",
+    "parse_levels",
+    "parse_method",
+]

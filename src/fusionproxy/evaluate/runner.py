@@ -1,0 +1,346 @@
+"""`evaluate(...)`: run every method on every pair, score, and write the CSV, tables and figures.
+
+Layout of the output folder (see `storage.py` for what makes it resumable):
+  results.csv, summary.md, chart_<convention>.png, misalignment.png (with perturbations),
+  grids/<dataset>/<stem>.png, fused/<method>/<dataset>/<perturbation>/<stem>.png, run.json.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ..errors import FusionProxyError
+from ..io import ImageReadError, find_dataset_pairs, read_ir, read_raw, read_vis, to_unit_float
+from ..misalignment import MisalignmentRange
+from . import figures, report
+from .methods import FolderMethod, Method
+from .perturb import ALIGNED, perturb_ir, ssim_against, stable_seed
+from .storage import KEY_COLUMNS, ResultStore, check_settings, load_fused, save_fused
+
+SPLIT_NAMES = ("test", "train", "val", "valid", "validation")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    root: Path
+
+
+def parse_dataset(text: str) -> Dataset:
+    """`[NAME=]DIR`; the default name is the folder name, or `<parent>-<split>` for split folders like test/."""
+    name, _, directory = text.partition("=") if "=" in text else ("", "", text)
+    root = Path(directory).expanduser()
+    if not root.is_dir():
+        raise FusionProxyError(f"{root}: dataset folder not found")
+    if not name:
+        resolved = root.resolve()
+        name = f"{resolved.parent.name}-{resolved.name}" if resolved.name in SPLIT_NAMES else resolved.name
+    return Dataset(name, root)
+
+
+@dataclass
+class EvaluationResult:
+    """What `evaluate` produced: every row of results.csv for the evaluated methods and datasets, the bad
+    inputs (one line each), and the paths of the written files."""
+
+    out_dir: Path
+    rows: list[dict[str, str]]
+    failures: list[str]
+    files: list[Path] = field(default_factory=list)
+    grid_panels: dict[Path, int] = field(default_factory=dict)
+
+
+def _uint8(image: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def level_slug(level: MisalignmentRange) -> str:
+    return "aligned" if level == ALIGNED else f"t{level.max_translation:g}-r{level.max_rotation:g}"
+
+
+def _scorer(conventions: Sequence[str], stretch: bool) -> tuple[list[str], Callable[..., dict[str, float]]]:
+    """The metric columns and a function scoring one uint8 output against its uint8 sources."""
+    from .. import metrics
+
+    columns = [report.metric_column(c, n) for c in conventions for n in metrics.METRIC_NAMES[c]]
+
+    def score(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray) -> dict[str, float]:
+        if stretch:  # CDDFuse min-max stretches each output to [0, 255] before its evaluator runs.
+            fused = metrics.stretch_to_uint8(fused)
+        values: dict[str, float] = {}
+        for convention in conventions:
+            scores = metrics.compute_metrics(fused, ir, vis, convention)
+            values.update({report.metric_column(convention, n): float(v) for n, v in scores.items()})
+        return values
+
+    return columns, score
+
+
+class _Run:
+    """State of one evaluation: the store, the cache folder, the scorer, the failures."""
+
+    def __init__(self, out_dir: Path, methods: list[Method], levels: Sequence[MisalignmentRange], seed: int,
+                 score: Callable[..., dict[str, float]], store: ResultStore, log: Callable[[str], None]) -> None:
+        self.out_dir, self.methods, self.levels, self.seed = out_dir, methods, levels, seed
+        self.score, self.store, self.log = score, store, log
+        self.failures: list[str] = []
+
+    def fail(self, message: str) -> None:
+        self.failures.append(message)
+        self.log(message)
+
+    def levels_of(self, method: Method) -> Sequence[MisalignmentRange]:
+        # Precomputed outputs exist only for the aligned inputs.
+        return self.levels if method.runs else (ALIGNED,)
+
+    def pending(self, dataset: Dataset, stem: str) -> bool:
+        return any(
+            (m.name, dataset.name, stem, level.label) not in self.store.finished
+            for m in self.methods for level in self.levels_of(m)
+        )
+
+    def output(self, method: Method, dataset: Dataset, stem: str, level: MisalignmentRange,
+               ir: np.ndarray, vis: np.ndarray) -> tuple[np.ndarray, float] | None:
+        """(uint8 output, seconds) from the folder, the cache, or by running the method; None if missing."""
+        if isinstance(method, FolderMethod):
+            path = method.find(dataset.name, stem)
+            if path is None:
+                self.fail(f"{method.directory}: no fused image for {dataset.name}/{stem} (method '{method.name}')")
+                return None
+            image = _uint8(to_unit_float(read_raw(path)))
+            if image.shape[:2] != ir.shape:
+                self.fail(f"{path}: size {image.shape[1]}x{image.shape[0]} differs from its sources "
+                          f"{ir.shape[1]}x{ir.shape[0]}")
+                return None
+            return image[..., :3] if image.ndim == 3 else image, float("nan")
+        path = self.out_dir / "fused" / method.name / dataset.name / level_slug(level) / f"{stem}.png"
+        cached = load_fused(path)
+        if cached is not None:
+            return cached
+        method.prepare()
+        moved = perturb_ir(ir, level, stable_seed(self.seed, dataset.name, stem, level.label))
+        start = time.perf_counter()
+        fused = method.fuse(moved, vis, stable_seed(self.seed, dataset.name, stem))
+        seconds = time.perf_counter() - start
+        if fused.shape != vis.shape:
+            raise RuntimeError(f"method '{method.name}' returned shape {fused.shape} for input {vis.shape}")
+        image = _uint8(fused)
+        save_fused(path, image, seconds)
+        return image, seconds
+
+    def evaluate_pair(self, dataset: Dataset, stem: str, ir: np.ndarray, vis: np.ndarray,
+                      advance: Callable[[], None]) -> None:
+        ir8, vis8 = _uint8(ir), _uint8(vis)
+        for method in self.methods:
+            aligned = None
+            for level in self.levels_of(method):
+                key = (method.name, dataset.name, stem, level.label)
+                result = self.output(method, dataset, stem, level, ir, vis)
+                if result is None:
+                    advance()
+                    break
+                image, seconds = result
+                if level == ALIGNED:
+                    aligned = image
+                if key not in self.store.finished:
+                    # Scores use the aligned sources: a misalignment-robust method reconstructs the aligned scene.
+                    row = dict(zip(KEY_COLUMNS, key), seconds=seconds, **self.score(image, ir8, vis8))
+                    if report.SSIM_COLUMN in self.store.columns:
+                        row[report.SSIM_COLUMN] = ssim_against(image, aligned)
+                    self.store.append(row)
+                advance()
+
+
+def _read_pair(ir_path: Path, vis_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    ir, vis = read_ir(ir_path), read_vis(vis_path)
+    if ir.shape != vis.shape[:2]:
+        raise ImageReadError(
+            f"{ir_path}: size {ir.shape[1]}x{ir.shape[0]} differs from its partner {vis_path} "
+            f"({vis.shape[1]}x{vis.shape[0]})"
+        )
+    return ir, vis
+
+
+def _default_grid_stems(stems: list[str], count: int = 3) -> list[str]:
+    if len(stems) <= count:
+        return stems
+    return [stems[round(i * (len(stems) - 1) / (count - 1))] for i in range(count)]
+
+
+def evaluate(
+    datasets: Sequence[Dataset | str | Path],
+    methods: Sequence[Method],
+    out_dir: str | Path,
+    conventions: Sequence[str] = ("vifb", "cddfuse"),
+    stretch: bool = False,
+    perturbations: Sequence[MisalignmentRange] | None = None,
+    seed: int = 0,
+    grid: Sequence[str] | None = None,
+    rescore: bool = False,
+    progress: bool = True,
+    console: Console | None = None,
+) -> EvaluationResult:
+    """Evaluate `methods` on every pair of `datasets`, resuming whatever `out_dir` already holds.
+
+    `perturbations`: levels of test-time IR misalignment (the first must be aligned); None = aligned only.
+    `grid`: stems to draw comparison grids for; None = three evenly spaced pairs per dataset, [] = none.
+    `rescore`: set aside an existing results.csv (as results.previous.csv) and re-score the cached outputs.
+    Bad inputs are reported (and listed in `failures`) while everything else is still scored.
+    """
+    from .. import metrics
+
+    out_dir = Path(out_dir)
+    console = console or Console(stderr=True)
+    datasets = [d if isinstance(d, Dataset) else parse_dataset(str(d)) for d in datasets]
+    levels = tuple(perturbations or (ALIGNED,))
+    if levels[0] != ALIGNED:
+        raise FusionProxyError("the first perturbation level must be the aligned one (the SSIM reference)")
+    unknown = [c for c in conventions if c not in metrics.METRIC_NAMES]
+    if unknown:
+        raise FusionProxyError(f"unknown convention(s) {', '.join(unknown)} (known: {', '.join(metrics.METRIC_NAMES)})")
+    _check_unique(methods, datasets)
+
+    listings = {}
+    for dataset in datasets:
+        try:
+            listings[dataset.name] = find_dataset_pairs(dataset.root)
+        except FileNotFoundError as error:
+            raise FusionProxyError(str(error)) from None
+    all_stems = {stem for listing in listings.values() for stem, _, _ in listing.pairs}
+    missing_grid = [stem for stem in (grid or []) if stem not in all_stems]
+    if missing_grid:
+        raise FusionProxyError(f"--grid stem(s) {', '.join(missing_grid)} are in none of the datasets")
+
+    results_path = out_dir / "results.csv"
+    if rescore and results_path.is_file():
+        results_path.replace(out_dir / "results.previous.csv")
+    settings = {
+        "conventions": list(conventions), "stretch": stretch, "seed": seed,
+        "perturbations": [level.label for level in levels],
+        "methods": {m.name: m.spec for m in methods}, "datasets": {d.name: str(d.root) for d in datasets},
+    }
+    check_settings(out_dir / "run.json", settings, results_path.is_file())
+    metric_columns, score = _scorer(conventions, stretch)
+    columns = [*KEY_COLUMNS, *metric_columns, *([report.SSIM_COLUMN] if len(levels) > 1 else []), "seconds"]
+    store = ResultStore(results_path, columns)
+    run = _Run(out_dir, list(methods), levels, seed, score, store, lambda line: console.print(line, highlight=False,
+                                                                                                  markup=False))
+
+    total = sum(len(listing.pairs) for listing in listings.values()) * sum(len(run.levels_of(m)) for m in methods)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, disable=not progress) as bar:
+        task = bar.add_task("evaluating", total=total)
+        for dataset in datasets:
+            listing = listings[dataset.name]
+            for path in listing.ir_only:
+                run.fail(f"{path}: no visible partner with stem '{path.stem}' in {dataset.root}")
+            for path in listing.vis_only:
+                run.fail(f"{path}: no infrared partner with stem '{path.stem}' in {dataset.root}")
+            for stem, ir_path, vis_path in listing.pairs:
+                bar.update(task, description=f"{dataset.name}/{stem}")
+                per_pair = sum(len(run.levels_of(m)) for m in methods)
+                if not run.pending(dataset, stem):
+                    bar.advance(task, per_pair)
+                    continue
+                try:
+                    ir, vis = _read_pair(ir_path, vis_path)
+                except ImageReadError as error:
+                    run.fail(str(error))
+                    bar.advance(task, per_pair)
+                    continue
+                run.evaluate_pair(dataset, stem, ir, vis, lambda: bar.advance(task))
+
+    method_names = [m.name for m in methods]
+    dataset_names = [d.name for d in datasets]
+    rows = [r for r in store.rows if r["method"] in method_names and r["dataset"] in dataset_names]
+    result = EvaluationResult(out_dir, rows, run.failures)
+    groups = report.summarize(rows, metric_columns + ([report.SSIM_COLUMN] if len(levels) > 1 else []))
+    summary = out_dir / "summary.md"
+    summary.write_text(_summary_markdown(groups, method_names, dataset_names, conventions, levels, stretch,
+                                         run.failures, metrics))
+    result.files += [results_path, summary]
+    for convention in conventions:
+        chart = out_dir / f"chart_{convention}.png"
+        figures.metrics_chart(groups, method_names, dataset_names, convention, metrics.METRIC_NAMES[convention],
+                              metrics.HIGHER_IS_BETTER[convention], chart)
+        result.files.append(chart)
+    if len(levels) > 1:
+        chart = out_dir / "misalignment.png"
+        figures.misalignment_chart(groups, method_names, dataset_names, [level.label for level in levels], chart)
+        result.files.append(chart)
+    for dataset in datasets:
+        pairs = {stem: (ir_path, vis_path) for stem, ir_path, vis_path in listings[dataset.name].pairs}
+        stems = _default_grid_stems(sorted(pairs)) if grid is None else [s for s in grid if s in pairs]
+        for stem in stems:
+            path = out_dir / "grids" / dataset.name / f"{stem}.png"
+            count = _write_grid(run, dataset, stem, *pairs[stem], path)
+            if count:
+                result.grid_panels[path] = count
+                result.files.append(path)
+    return result
+
+
+def _write_grid(run: _Run, dataset: Dataset, stem: str, ir_path: Path, vis_path: Path, path: Path) -> int:
+    """IR | VIS | each method's aligned output that exists; 0 (nothing written) if the pair is unusable."""
+    try:
+        ir, vis = _read_pair(ir_path, vis_path)
+    except ImageReadError:
+        return 0  # already reported while scoring
+    panels = [("IR", _uint8(ir)), ("VIS", _uint8(vis))]
+    for method in run.methods:
+        if isinstance(method, FolderMethod):
+            found = method.find(dataset.name, stem)
+            image = _uint8(to_unit_float(read_raw(found))) if found else None
+        else:
+            cached = load_fused(run.out_dir / "fused" / method.name / dataset.name / "aligned" / f"{stem}.png")
+            image = cached[0] if cached else None
+        if image is not None and image.shape[:2] == ir.shape:
+            panels.append((method.name, image))
+    return figures.comparison_grid(panels, path)
+
+
+def _check_unique(methods: Sequence[Method], datasets: Sequence[Dataset]) -> None:
+    for kind, names in (("method", [m.name for m in methods]), ("dataset", [d.name for d in datasets])):
+        for name in names:
+            if not SAFE_NAME.match(name):
+                raise FusionProxyError(f"{kind} name '{name}': use letters, digits and . _ + - only (NAME=SPEC)")
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise FusionProxyError(f"{kind} name(s) {', '.join(duplicates)} given twice; name them with NAME=")
+
+
+def _summary_markdown(groups, methods, datasets, conventions, levels, stretch, failures, metrics) -> str:
+    lines = ["# Evaluation summary", ""]
+    lines.append(
+        f"Means over images; (rank) per metric among the methods, 1 = best, ↑/↓ = higher/lower is better. "
+        f"Outputs {'min-max stretched per image (CDDFuse) ' if stretch else ''}scored as 8-bit images. "
+        "Time: median fusion time per image on this machine (sampling included for teachers)."
+    )
+    for dataset in datasets:
+        for convention in conventions:
+            lines += ["", f"## {dataset}, {convention} convention", ""]
+            lines.append(report.means_table(groups, methods, dataset, "aligned", convention,
+                                            metrics.METRIC_NAMES[convention], metrics.HIGHER_IS_BETTER[convention]))
+    if len(levels) > 1:
+        labels = [level.label for level in levels]
+        lines += ["", "# Misalignment sensitivity (paper Table 6)", "",
+                  "IR input warped by a random affine per image (seeded); metrics against the aligned sources; "
+                  "SSIM vs aligned: kornia SSIM (11x11 Gaussian window) of each output against the same "
+                  "method's output on aligned inputs."]
+        for dataset in datasets:
+            for convention in conventions:
+                lines += ["", f"## {dataset}, {convention} convention, misaligned IR", ""]
+                lines.append(report.misalignment_table(groups, methods, dataset, labels, convention,
+                                                       metrics.METRIC_NAMES[convention]))
+    if failures:
+        lines += ["", "# Inputs that could not be scored", ""] + [f"- {line}" for line in failures]
+    return "\n".join(lines) + "\n"

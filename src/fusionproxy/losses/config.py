@@ -1,0 +1,84 @@
+"""`DistillLossConfig`: every weight and switch of the distillation loss (paper Eq. 7-12), YAML-loadable.
+
+Table 4 / Table 7 settings (all other fields at their defaults):
+
+| row | setting |
+|-----|---------|
+| (a), (b), (c) | chosen by the cache trained on (one teacher with N = 1, one with N = 4, two with N = 4) |
+| (d) VGG-only perceptual loss | `backbones: [<the VGG backbone>]`, `routing: uniform` |
+| (e) multi-FM, uniform weighting | `routing: uniform` (same as `tau: .inf`) |
+| (f) multi-FM, learned global weights | `routing: learned` |
+| (g) uniform pixel weights | `pixel_weighting: uniform` |
+| (h) full dual-signal | defaults |
+| (i)-(l) student backbone | `fusionproxy distill --student NAME` |
+| Table 7 | `tau: 0.1 / 0.5 / 1.0 / 2.0 / 5.0 / .inf` |
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import FusionProxyError
+from .fusion_fidelity import FidelityWeights
+from .routing import ROUTING_MODES
+from .uncertainty import UNCERTAINTY_LOSSES
+
+PIXEL_WEIGHTINGS = ("uncertainty", "uniform")
+
+
+@dataclass
+class DistillLossConfig:
+    lambda_pix: float = 1.0  # Eq. 12
+    lambda_mfm: float = 0.5  # Eq. 12
+    lambda_ssim: float = 0.2  # Eq. 12
+    eps: float = 1e-3  # Eq. 7 and Eq. 8
+    pixel_weighting: str = "uncertainty"  # Eq. 7; "uniform" = Table 4 (g)
+    routing: str = "adaptive"  # Eq. 8; "uniform" = (e), "learned" = (f)
+    tau: float = 1.0  # Eq. 8 temperature (Table 7); .inf = uniform
+    backbones: list[str] | None = None  # panel subset for L_MFM; None = every backbone in the cache
+    lambda_fidelity: float = 0.0  # beyond the paper: DTPF source-fidelity term, off by default
+    fidelity: FidelityWeights = field(default_factory=FidelityWeights)
+    lambda_uncertainty: float = 0.1  # beyond the paper: used only when the student has the uncertainty head
+    uncertainty_loss: str = "l1_log_var"  # or "gaussian_nll" (see losses/uncertainty.py)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.fidelity, dict):
+            self.fidelity = _build(FidelityWeights, self.fidelity, "loss.fidelity")
+        self.tau = float(self.tau)  # accepts "inf" from the command line
+        for name, value, allowed in (
+            ("pixel_weighting", self.pixel_weighting, PIXEL_WEIGHTINGS),
+            ("routing", self.routing, ROUTING_MODES),
+            ("uncertainty_loss", self.uncertainty_loss, UNCERTAINTY_LOSSES),
+        ):
+            if value not in allowed:
+                raise FusionProxyError(f"loss.{name}: '{value}' is not one of {', '.join(allowed)}")
+        if not (self.tau > 0 or math.isinf(self.tau)):
+            raise FusionProxyError(f"loss.tau must be > 0 or .inf, got {self.tau}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "DistillLossConfig":
+        return _build(cls, values, "loss")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "DistillLossConfig":
+        values = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(values, dict):
+            raise FusionProxyError(f"{path}: expected a mapping of loss options")
+        return cls.from_dict(values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise FusionProxyError(f"unknown {where} option(s): {', '.join(sorted(unknown))}")
+    return cls(**values)

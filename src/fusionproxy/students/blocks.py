@@ -1,0 +1,123 @@
+"""Building blocks shared by the students: ConvNeXt V2 and mobile blocks, and the fusion head of Eq. 13."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of a channels-first (B x C x H x W) tensor, as in ConvNeXt."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class GRN(nn.Module):
+    """Global Response Normalization (ConvNeXt V2) on a channels-last (B x H x W x C) tensor.
+
+    Each channel's spatial L2 norm, divided by its mean over channels, rescales the channel; gamma and beta
+    start at zero so the layer starts as the identity.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.zeros(channels))
+        self.beta = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spatial_norm = torch.linalg.vector_norm(x, dim=(1, 2), keepdim=True)
+        relative = spatial_norm / (spatial_norm.mean(dim=-1, keepdim=True) + self.eps)
+        return self.gamma * (x * relative) + self.beta + x
+
+
+class ConvNeXtV2Block(nn.Module):
+    """7x7 depthwise conv, LayerNorm, pointwise MLP (expand, GELU, GRN, project), residual (paper Sec. 3.4)."""
+
+    def __init__(self, channels: int, mlp_ratio: int = 4, kernel_size: int = 7) -> None:
+        super().__init__()
+        hidden = channels * mlp_ratio
+        self.depthwise = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, groups=channels)
+        self.norm = nn.LayerNorm(channels, eps=1e-6)
+        self.expand = nn.Linear(channels, hidden)
+        self.act = nn.GELU()
+        self.grn = GRN(hidden)
+        self.project = nn.Linear(hidden, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # The MLP runs channels-last so LayerNorm, Linear and GRN act on the last dimension.
+        y = self.depthwise(x).permute(0, 2, 3, 1)
+        y = self.project(self.grn(self.act(self.expand(self.norm(y)))))
+        return x + y.permute(0, 3, 1, 2)
+
+
+def conv_bn_act(
+    in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1, groups: int = 1, act: bool = True
+) -> nn.Sequential:
+    """Conv (no bias) + BatchNorm (+ ReLU): the unit mobile networks are made of; BN folds into the conv on export."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(out_channels),
+    ]
+    if act:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class InvertedResidual(nn.Module):
+    """MobileNet inverted residual: 1x1 expand, k x k depthwise (optionally strided), linear 1x1 project.
+
+    The residual is added only when input and output shapes match.
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, stride: int = 1, expand_ratio: int = 4, kernel_size: int = 3
+    ) -> None:
+        super().__init__()
+        hidden = in_channels * expand_ratio
+        self.body = nn.Sequential(
+            conv_bn_act(in_channels, hidden),
+            conv_bn_act(hidden, hidden, kernel_size, stride, groups=hidden),
+            conv_bn_act(hidden, out_channels, act=False),
+        )
+        self.residual = stride == 1 and in_channels == out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.body(x)
+        return x + y if self.residual else y
+
+
+class ChannelAttention(nn.Sequential):
+    """Squeeze-and-excitation: global average pool, bottleneck MLP, sigmoid -> B x C x 1 x 1 weights."""
+
+    def __init__(self, channels: int, reduction: int = 4) -> None:
+        hidden = max(channels // reduction, 8)
+        super().__init__(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(channels, hidden, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, channels, 1),
+            nn.Sigmoid(),
+        )
+
+
+class FusionHead(nn.Module):
+    """Residual fusion of one scale, paper Eq. 13: F_out = P(Attn(F_cat) * F_cat) + F_IR + F_VIS.
+
+    F_cat = [F_IR; F_VIS] has 2C channels; Attn is a sigmoid channel attention over it, and the 1x1
+    projection P brings the attended concatenation back to the scale's width C. The additive paths keep each
+    modality's direct contribution (no zero-sum softmax weighting between IR and VIS).
+    """
+
+    def __init__(self, channels: int, reduction: int = 4) -> None:
+        super().__init__()
+        self.attention = ChannelAttention(2 * channels, reduction)
+        self.project = nn.Conv2d(2 * channels, channels, 1)
+
+    def forward(self, f_ir: torch.Tensor, f_vis: torch.Tensor) -> torch.Tensor:
+        f_cat = torch.cat([f_ir, f_vis], dim=1)
+        return self.project(self.attention(f_cat) * f_cat) + f_ir + f_vis

@@ -1,0 +1,44 @@
+"""`convnext_unet`, the default student: dual ConvNeXt V2 encoders, Eq. 13 fusion heads, U-Net decoder (Sec. 3.4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from . import register_student
+from .blocks import ConvNeXtV2Block, LayerNorm2d
+from .dual_unet import DualEncoderUNet, DualUNetConfig
+
+
+@dataclass
+class ConvNeXtUNetConfig(DualUNetConfig):
+    """Defaults sized for >= 30 FPS at 480x640 on a 2-core laptop-class CPU (see docs/students.md)."""
+
+    widths: tuple[int, ...] = (32, 64, 128)
+    depths: tuple[int, ...] = (1, 1, 2)
+    decoder_depths: tuple[int, ...] = (1, 1)
+    stem_stride: int = 4
+    mlp_ratio: int = 4
+    kernel_size: int = 7
+
+
+@register_student
+class ConvNeXtUNet(DualEncoderUNet):
+    """Each encoder is a small ConvNeXt V2: patchify stem + LN, LN + 2x2 strided conv between stages."""
+
+    name = "convnext_unet"
+    config_class = ConvNeXtUNetConfig
+    config: ConvNeXtUNetConfig
+
+    def stem(self, in_channels: int, width: int) -> nn.Module:
+        s = self.config.stem_stride
+        return nn.Sequential(nn.Conv2d(in_channels, width, s, stride=s), LayerNorm2d(width, eps=1e-6))
+
+    def downsample(self, in_channels: int, out_channels: int) -> nn.Module:
+        return nn.Sequential(LayerNorm2d(in_channels, eps=1e-6), nn.Conv2d(in_channels, out_channels, 2, stride=2))
+
+    def stage(self, width: int, depth: int) -> nn.Module:
+        return nn.Sequential(
+            *(ConvNeXtV2Block(width, self.config.mlp_ratio, self.config.kernel_size) for _ in range(depth))
+        )
