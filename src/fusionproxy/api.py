@@ -19,7 +19,7 @@ from typing import Any, Callable, Literal, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps
+from PIL import Image
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch import nn
@@ -32,7 +32,6 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "default_model"
-_LUMA = (0.299, 0.587, 0.114)  # the same IR luminance weights as io.ir_from_array
 
 Backend = Literal["eager", "onnxruntime"]
 
@@ -78,81 +77,94 @@ class _Item:
 
     ir: torch.Tensor
     vis: torch.Tensor
-    give_back: Callable[[torch.Tensor], Any]
-    give_back_uncertainty: Callable[[torch.Tensor], Any]
+    give_back: Callable[[torch.Tensor], Any]  # 1 x 3 x H x W result -> what the caller gets
+    give_back_map: Callable[[torch.Tensor], Any]  # 1 x 1 x H x W log-variance -> what the caller gets
 
 
-def _size_check(ir_size: tuple[int, int], vis_size: tuple[int, int], resize_ir: bool, what: str) -> None:
-    if ir_size != vis_size and not resize_ir:
+@dataclass
+class _Request:
+    """The items of one input (a pair, or a batch) and how to combine their results into one answer."""
+
+    items: list[_Item]
+    combine: Callable[[list[Any]], Any]
+
+
+def check_sizes(ir_size: tuple[int, ...], vis_size: tuple[int, ...], resize_ir: bool, what: str) -> None:
+    if tuple(ir_size) != tuple(vis_size) and not resize_ir:
         raise SizeMismatchError(
             f"{what}: IR is {ir_size[0]}x{ir_size[1]} but VIS is {vis_size[0]}x{vis_size[1]} (H x W); "
             "register the cameras or pass resize_ir=True (--resize-ir) to resample IR onto the VIS grid"
         )
 
 
-def _rgb_to_numpy(rgb: torch.Tensor, as_uint8: bool) -> np.ndarray:
-    image = io.tensor_to_image(rgb)
-    return np.round(image * 255.0).astype(np.uint8) if as_uint8 else image
+def _raw_array(value: Any, role: str, what: str) -> np.ndarray:
+    if isinstance(value, (str, Path)):
+        return io.read_raw(value)
+    if isinstance(value, Image.Image):
+        return io.array_from_pil(value)
+    if isinstance(value, np.ndarray):
+        return value
+    raise TypeError(f"{what}: unsupported {role} input of type {type(value).__name__}")
 
 
-def _map_to_numpy(log_variance: torch.Tensor) -> np.ndarray:
-    return log_variance[0, 0].float().cpu().numpy()
-
-
-def _array_items(ir: Any, vis: Any, stretch: io.PercentileStretch | None, resize_ir: bool, what: str) -> _Item:
-    """A single pair given as numpy arrays, PIL images or paths."""
-    returns_pil = isinstance(vis, Image.Image)
-    as_uint8 = returns_pil
-    arrays = []
-    for value, role in ((ir, "IR"), (vis, "VIS")):
-        if isinstance(value, (str, Path)):
-            arrays.append(io.read_raw(value))
-        elif isinstance(value, Image.Image):
-            arrays.append(io.read_raw_pil(ImageOps.exif_transpose(value)))
-        elif isinstance(value, np.ndarray):
-            arrays.append(value)
-        else:
-            raise TypeError(f"{what}: unsupported {role} input of type {type(value).__name__}")
-    as_uint8 = as_uint8 or (isinstance(vis, np.ndarray) and vis.dtype == np.uint8)
-    ir_unit, vis_unit = io.ir_from_array(arrays[0], stretch), io.vis_from_array(arrays[1])
-    _size_check(ir_unit.shape[:2], vis_unit.shape[:2], resize_ir, what)
+def _array_item(ir: Any, vis: Any, stretch: io.PercentileStretch | None, resize_ir: bool, what: str) -> _Item:
+    """One pair given as numpy arrays, PIL images or paths (see FusionProxy.fuse for the conventions)."""
+    ir_raw, vis_raw = _raw_array(ir, "IR", what), _raw_array(vis, "VIS", what)
+    ir_unit, vis_unit = io.ir_from_array(ir_raw, stretch), io.vis_from_array(vis_raw)
+    check_sizes(ir_unit.shape[:2], vis_unit.shape[:2], resize_ir, what)
     ir_unit = io.resize_ir(ir_unit, *vis_unit.shape[:2])
+    as_pil = isinstance(vis, Image.Image)
+    as_uint8 = as_pil or (isinstance(vis, np.ndarray) and vis.dtype == np.uint8)
 
     def give_back(rgb: torch.Tensor) -> Any:
-        array = _rgb_to_numpy(rgb, as_uint8)
-        return Image.fromarray(array) if returns_pil else array
+        image = io.tensor_to_image(rgb)
+        if as_uint8:
+            image = np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+        return Image.fromarray(image) if as_pil else image
 
-    return _Item(io.ir_to_tensor(ir_unit), io.vis_to_tensor(vis_unit), give_back, _map_to_numpy)
+    def give_back_map(log_variance: torch.Tensor) -> np.ndarray:
+        return log_variance[0, 0].float().cpu().numpy()
+
+    return _Item(io.ir_to_tensor(ir_unit), io.vis_to_tensor(vis_unit), give_back, give_back_map)
 
 
-def _tensor_items(ir: torch.Tensor, vis: torch.Tensor, resize_ir: bool) -> tuple[list[_Item], bool]:
-    """Items from tensors (C x H x W or B x C x H x W); returns (items, batched)."""
-    batched = vis.dim() == 4
+def _tensor_request(ir: torch.Tensor, vis: torch.Tensor, resize_ir: bool) -> _Request:
+    """Tensors C x H x W (one pair) or B x C x H x W (a batch); IR may have 1 or 3 channels, VIS 1 or 3."""
+    shapes = f"got IR {tuple(ir.shape)} and VIS {tuple(vis.shape)}"
     if ir.dim() != vis.dim() or vis.dim() not in (3, 4):
-        raise ValueError(f"tensor inputs must both be C x H x W or B x C x H x W, got {tuple(ir.shape)}, {tuple(vis.shape)}")
-    ir, vis = (ir, vis) if batched else (ir[None], vis[None])
+        raise ValueError(f"IR and VIS tensors must both be C x H x W or B x C x H x W; {shapes}")
+    batched = vis.dim() == 4
     as_uint8 = vis.dtype == torch.uint8
+    ir, vis = (t if batched else t[None] for t in (ir, vis))
     ir, vis = (t.float() / 255.0 if t.dtype == torch.uint8 else t.float() for t in (ir, vis))
     if ir.shape[1] == 3:
-        ir = (ir * torch.tensor(_LUMA, device=ir.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        ir = (ir * torch.tensor(io.LUMA_WEIGHTS, device=ir.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
     if vis.shape[1] == 1:
         vis = vis.expand(-1, 3, -1, -1)
     if ir.shape[1] != 1 or vis.shape[1] != 3 or ir.shape[0] != vis.shape[0]:
-        raise ValueError(f"expected IR B x 1|3 x H x W and VIS B x 1|3 x H x W, got {tuple(ir.shape)}, {tuple(vis.shape)}")
-    _size_check(tuple(ir.shape[-2:]), tuple(vis.shape[-2:]), resize_ir, "tensor input")
+        raise ValueError(f"expected IR and VIS with 1 or 3 channels and equal batch sizes; {shapes}")
+    check_sizes(ir.shape[-2:], vis.shape[-2:], resize_ir, "tensor input")
     if ir.shape[-2:] != vis.shape[-2:]:
         ir = F.interpolate(ir, size=vis.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
 
     def give_back(rgb: torch.Tensor) -> torch.Tensor:
-        return (rgb * 255.0).round().to(torch.uint8) if as_uint8 else rgb
+        return (rgb.clamp(0, 1) * 255.0).round().to(torch.uint8) if as_uint8 else rgb
 
     items = [_Item(ir[i : i + 1], vis[i : i + 1], give_back, lambda m: m) for i in range(ir.shape[0])]
-    return items, batched
+    return _Request(items, torch.cat if batched else (lambda outputs: outputs[0][0]))
 
 
-def _is_batched_array(vis: np.ndarray) -> bool:
-    """VIS arrays decide: B x H x W x C is a batch; H x W and H x W x 1|3|4 are one image."""
-    return vis.ndim == 4 or (vis.ndim == 3 and vis.shape[2] not in (1, 3, 4))
+def _request(ir: Any, vis: Any, stretch: io.PercentileStretch | None, resize_ir: bool, what: str) -> _Request:
+    """Everything except lists: a tensor pair or batch, a batched numpy array, or one pair of anything."""
+    if isinstance(ir, torch.Tensor) and isinstance(vis, torch.Tensor):
+        return _tensor_request(ir, vis, resize_ir)
+    # VIS arrays decide: B x H x W x C and B x H x W are batches; H x W and H x W x 1|3|4 are one image.
+    if isinstance(vis, np.ndarray) and (vis.ndim == 4 or (vis.ndim == 3 and vis.shape[2] not in (1, 3, 4))):
+        if len(ir) != len(vis):
+            raise ValueError(f"{what}: {len(ir)} IR frames but {len(vis)} VIS frames")
+        items = [_array_item(i, v, stretch, resize_ir, f"{what} frame {n}") for n, (i, v) in enumerate(zip(ir, vis))]
+        return _Request(items, np.stack)
+    return _Request([_array_item(ir, vis, stretch, resize_ir, what)], lambda outputs: outputs[0])
 
 
 class FusionProxy(nn.Module):
@@ -188,7 +200,7 @@ class FusionProxy(nn.Module):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             student = create_student(name, **config)
-        return cls(student, {"random_init": True, "seed": seed})
+        return cls(student, {"random_init": True, "seed": seed}).eval()
 
     @classmethod
     def from_pretrained(cls, dir_or_name: str | Path = "default", device: str | torch.device = "cpu") -> FusionProxy:
@@ -250,7 +262,8 @@ class FusionProxy(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if backend == "onnxruntime":
             session = self._onnx_session(onnx_path, threads)
-            outputs = session.run(None, {"ir": ir.cpu().numpy(), "vis": vis.cpu().numpy()})
+            feed = {"ir": np.ascontiguousarray(ir.cpu().numpy()), "vis": np.ascontiguousarray(vis.cpu().numpy())}
+            outputs = session.run(None, feed)
             tensors = [torch.from_numpy(out).to(vis.device) for out in outputs]
             return tensors[0], (tensors[1] if len(tensors) > 1 else None)
         if backend != "eager":
@@ -277,35 +290,62 @@ class FusionProxy(nn.Module):
         """Fuse one pair or a batch and return the result in the kind it was given.
 
         Inputs: paths, PIL images, numpy arrays (IR H x W or H x W x 1|3; VIS H x W x 3 or H x W; uint8, uint16
-        or float in [0, 1]; uint16 IR goes through `ir_stretch`), or tensors (C x H x W or B x C x H x W, float
-        in [0, 1] or uint8). A batch is a list/tuple of pairs' parts, a B x H x W x C array or a B x C x H x W
-        tensor. Results: numpy float32 H x W x 3 in [0, 1] for paths and float arrays, numpy uint8 for uint8
-        arrays, PIL RGB images for PIL input, tensors B x 3 x H x W (or 3 x H x W) for tensors (uint8 if given
-        uint8). With `with_uncertainty`, returns (rgb, log_variance) with log-variance H x W float32 numpy
-        (B x 1 x H x W for tensors). Runs in eval mode without gradients; items of equal size are batched by
-        `batch_size`. `backend="onnxruntime"` runs `onnx_path` (exported on first use when None).
+        or float in [0, 1]; uint16 IR goes through `ir_stretch`, default PercentileStretch()), or tensors
+        (C x H x W or B x C x H x W, float in [0, 1] or uint8). A batch is a list/tuple of either, a
+        B x H x W[ x C] array or a B x C x H x W tensor.
+
+        Results: numpy float32 H x W x 3 in [0, 1] for paths and float/uint16 arrays, numpy uint8 for uint8
+        arrays, PIL RGB images for PIL input, tensors (3 x H x W or B x 3 x H x W; uint8 if given uint8) for
+        tensors; a list for a list. With `with_uncertainty`, each result is (rgb, log_variance), the
+        log-variance being float32 H x W numpy (1|B x 1 x H x W for tensors).
+
+        IR and VIS must have the same size unless `resize_ir` (IR is resampled onto the VIS grid). Runs in
+        eval mode under inference_mode; pairs of equal size run together in batches of `batch_size`.
+        `backend="onnxruntime"` runs the ONNX file `onnx_path`; when None, the weights as they are at the first
+        such call are exported to a temporary file and reused by later calls.
         """
         if with_uncertainty and not self.has_uncertainty:
             raise FusionProxyError(f"this {self.student_name} model has no uncertainty head")
-        if isinstance(ir, torch.Tensor) and isinstance(vis, torch.Tensor):
-            items, batched = _tensor_items(ir, vis, resize_ir)
-        elif isinstance(ir, (list, tuple)) and isinstance(vis, (list, tuple)):
-            if len(ir) != len(vis):
-                raise ValueError(f"got {len(ir)} IR inputs but {len(vis)} VIS inputs")
-            results = [self.fuse(i, v, with_uncertainty=with_uncertainty, resize_ir=resize_ir, ir_stretch=ir_stretch,
-                                 batch_size=batch_size, backend=backend, onnx_path=onnx_path, threads=threads)
-                       for i, v in zip(ir, vis)] if False else None
-            items = [self._single_item(i, v, ir_stretch, resize_ir, f"pair {n}") for n, (i, v) in enumerate(zip(ir, vis))]
-            batched = True
-        elif isinstance(vis, np.ndarray) and _is_batched_array(vis):
-            if len(ir) != len(vis):
-                raise ValueError(f"got {len(ir)} IR frames but {len(vis)} VIS frames")
-            items = [_array_items(i, v, ir_stretch, resize_ir, f"frame {n}") for n, (i, v) in enumerate(zip(ir, vis))]
-            return self._finish(items, with_uncertainty, batch_size, backend, onnx_path, threads, stack=True)
-        else:
-            items, batched = [self._single_item(ir, vis, ir_stretch, resize_ir, "input")], False
-        if isinstance(vis, torch.Tensor):
-            return self._finish(items, with_uncertainty, batch_size, backend, onnx_path, threads, stack=batched,
-                                tensors=True)
-        outputs = self._finish(items, with_uncertainty, batch_size, backend, onnx_path, threads, stack=False)
-        return outputs if batched else outputs[0]
+        is_list = isinstance(ir, (list, tuple)) and isinstance(vis, (list, tuple))
+        if is_list and len(ir) != len(vis):
+            raise ValueError(f"got {len(ir)} IR inputs but {len(vis)} VIS inputs")
+        pairs = list(zip(ir, vis)) if is_list else [(ir, vis)]
+        requests = [_request(i, v, ir_stretch, resize_ir, f"pair {n}" if is_list else "input")
+                    for n, (i, v) in enumerate(pairs)]
+        items = [item for request in requests for item in request.items]
+        outputs = iter(self._run_items(items, with_uncertainty, batch_size, backend, onnx_path, threads))
+        answers = []
+        for request in requests:
+            results = [next(outputs) for _ in request.items]
+            if with_uncertainty:
+                answers.append((request.combine([r for r, _ in results]), request.combine([m for _, m in results])))
+            else:
+                answers.append(request.combine(results))
+        return answers if is_list else answers[0]
+
+    def _run_items(
+        self, items: Sequence[_Item], with_uncertainty: bool, batch_size: int, backend: Backend,
+        onnx_path: str | Path | None, threads: int | None,
+    ) -> list[Any]:
+        """Each item's result (or (result, map)), running items of equal size together in batches."""
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for index, item in enumerate(items):
+            by_size.setdefault(tuple(item.vis.shape[-2:]), []).append(index)
+        results: list[Any] = [None] * len(items)
+        was_training = self.training
+        self.eval()
+        try:
+            for indices in by_size.values():
+                for start in range(0, len(indices), max(1, batch_size)):
+                    chunk = indices[start : start + max(1, batch_size)]
+                    ir = torch.cat([items[i].ir for i in chunk])
+                    vis = torch.cat([items[i].vis for i in chunk])
+                    rgb, log_variance = self._run(ir, vis, backend, onnx_path, threads)
+                    for row, index in enumerate(chunk):
+                        result = items[index].give_back(rgb[row : row + 1])
+                        if with_uncertainty:
+                            result = (result, items[index].give_back_map(log_variance[row : row + 1]))
+                        results[index] = result
+        finally:
+            self.train(was_training)
+        return results

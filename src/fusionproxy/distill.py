@@ -21,18 +21,21 @@ from pathlib import Path
 from typing import Any
 
 import kornia
+import numpy as np
 import torch
 import yaml
 from torch import nn
 from torch.utils.data import Dataset
 
 from .errors import FusionProxyError
+from .io import write_image
 from .losses import DistillationLoss, DistillLossConfig
 from .misalignment import MisalignmentRange, misalign
 from .students import FusionStudent, create_student
 from .training import TrainConfig, Trainer, item_generator
 
 IMAGE_KEYS = ("ir", "vis", "mean", "var")
+SOURCE_METRICS = ("VIF", "Qabf")
 GRID_DIR = "validation"
 
 
@@ -180,20 +183,23 @@ class StudentWithUncertainty(nn.Module):
 
 
 # ----- validation ----------------------------------------------------------------------------------------
-def _fusion_metrics(ir: torch.Tensor, vis: torch.Tensor, fused: torch.Tensor) -> dict[str, float]:
-    """Source-based fusion metrics of helper `fusionproxy.metrics`, when that package provides them."""
-    try:
-        from . import metrics
-    except ImportError:
-        return {}
-    compute = getattr(metrics, "fusion_metrics", None)
-    if compute is None:
-        return {}
-    return {name: float(value) for name, value in compute(ir, vis, fused).items()}
+def _as_uint8(image: torch.Tensor) -> np.ndarray:
+    """C x H x W float in [0, 1] -> H x W x C (or H x W) uint8, as the image would be written to disk."""
+    array = (image.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return array[..., 0] if array.shape[-1] == 1 else array
+
+
+def _source_metrics(ir: torch.Tensor, vis: torch.Tensor, fused: torch.Tensor) -> dict[str, float]:
+    """VIF and Q^AB/F of the fused image against its sources (CDDFuse/DTPF convention, `fusionproxy.metrics`)."""
+    from .metrics import compute_metrics
+
+    scores = compute_metrics(_as_uint8(fused), _as_uint8(ir), _as_uint8(vis), "cddfuse")
+    return {name: scores[name] for name in SOURCE_METRICS}
 
 
 class Validator:
-    """Every epoch: a PNG grid (rows IR | VIS | ensemble mean | student) and metrics vs the ensemble mean."""
+    """Every epoch: a PNG grid (rows IR | VIS | ensemble mean | student), PSNR and SSIM of the student against
+    the ensemble mean (the student's distillation fidelity) and VIF, Q^AB/F against the sources, averaged."""
 
     def __init__(self, items: Sequence[Mapping[str, torch.Tensor]]) -> None:
         self.items = [{key: torch.as_tensor(item[key]).float() for key in IMAGE_KEYS} for item in items]
@@ -205,19 +211,16 @@ class Validator:
             ir, vis, mean = (item[k][None].to(device) for k in ("ir", "vis", "mean"))
             fused = model(ir, vis)[0].clamp(0.0, 1.0)
             score = {
-                "psnr": float(kornia.metrics.psnr(fused, mean, 1.0)),
-                "ssim": float(kornia.metrics.ssim(fused, mean, 11).mean()),
-                **_fusion_metrics(ir, vis, fused),
+                "psnr_mean": float(kornia.metrics.psnr(fused, mean, 1.0)),
+                "ssim_mean": float(kornia.metrics.ssim(fused, mean, 11).mean()),
+                **_source_metrics(ir[0], vis[0], fused[0]),
             }
             scores.append(score)
             rows.append(torch.cat([ir.expand(-1, 3, -1, -1), vis, mean, fused], dim=-1)[0])
-        if rows:
-            from .io import write_image
-
-            width = max(row.shape[-1] for row in rows)
-            grid = torch.cat([torch.nn.functional.pad(r, (0, width - r.shape[-1])) for r in rows], dim=-2)
-            write_image(out_dir / GRID_DIR / f"step-{step:07d}.png", grid.permute(1, 2, 0).cpu().numpy())
-        return {name: sum(s[name] for s in scores) / len(scores) for name in scores[0]} if scores else {}
+        width = max(row.shape[-1] for row in rows)  # a --val-cache may use another crop size
+        grid = torch.cat([torch.nn.functional.pad(r, (0, width - r.shape[-1])) for r in rows], dim=-2)
+        write_image(out_dir / GRID_DIR / f"step-{step:07d}.png", grid.permute(1, 2, 0).cpu().numpy())
+        return {name: sum(s[name] for s in scores) / len(scores) for name in scores[0]}
 
 
 # ----- the run -------------------------------------------------------------------------------------------
@@ -240,12 +243,14 @@ def distill(
     mean_var: Mapping[str, float],
     val_items: Dataset | None = None,
     provenance: Mapping[str, Any] | None = None,
+    notes: Mapping[str, Any] | None = None,
 ) -> FusionStudent:
     """Train `student_name` on cache `items` with the panel backbones `panel` used for L_MFM; save the result.
 
     `panel` holds exactly the backbones the loss uses (the cache's, or the `loss.backbones` subset). Writes
     `config.json` + `model.safetensors` (`FusionProxy.from_pretrained`-loadable) beside the Trainer's logs
-    and checkpoints in `out_dir`, and returns the trained student.
+    and checkpoints in `out_dir`, and returns the trained student. `provenance` (what the run depends on:
+    cache and panel identities) must match for a rerun to resume; `notes` (e.g. paths) only go to config.json.
     """
     out_dir = Path(out_dir)
     train_indices, held_out = split_items(len(items), config.val_items, val_items is not None)
@@ -280,6 +285,7 @@ def distill(
 
         training = {
             **run_info,
+            **dict(notes or {}),
             "train_items": len(train_indices),
             "max_steps": train_config.max_steps,
             "seconds_this_invocation": round(time.perf_counter() - started, 1),
@@ -299,3 +305,54 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
     return value
+
+
+def distill_from_cache(
+    cache_dir: str | Path,
+    out_dir: str | Path,
+    student_name: str,
+    config: DistillConfig,
+    val_cache: str | Path | None = None,
+    weights_dir: str | Path | None = None,
+    allow_random_panel: bool = False,
+) -> FusionStudent:
+    """`fusionproxy distill`: open the cache, rebuild the panel it names, and run `distill`."""
+    from .cache import CacheDataset
+    from .foundation import create_backbone
+
+    items = CacheDataset(cache_dir)
+    if items.panel_is_random and not allow_random_panel:
+        raise FusionProxyError(
+            f"{cache_dir}: the cache was built with a random-init panel (tests only); "
+            "rebuild it with real weights or pass --allow-random-panel"
+        )
+    names = list(config.loss.backbones) if config.loss.backbones is not None else list(items.backbones)
+    unknown = [name for name in names if name not in items.backbones]
+    if unknown:
+        raise FusionProxyError(
+            f"{cache_dir}: loss.backbones {', '.join(unknown)} not in the cache's panel ({', '.join(items.backbones)})"
+        )
+    cached = {entry["name"]: entry for entry in items.manifest["panel"]}
+    panel = {}
+    for name in names:
+        directory = Path(weights_dir) / name if weights_dir is not None else None
+        backbone = create_backbone(name, directory, random_init=cached[name]["random_init"])
+        if backbone.identity() != cached[name]["identity"]:
+            # Student features must come from the very weights the cached targets were computed with.
+            raise FusionProxyError(
+                f"{cache_dir}: backbone {name} is now {backbone.identity()}, but the cache was built with "
+                f"{cached[name]['identity']}; rebuild the cache or restore those weights"
+            )
+        panel[name] = backbone
+    val_items = CacheDataset(val_cache) if val_cache is not None else None
+    provenance = {
+        "cache_config_hash": items.manifest["config_hash"],
+        "panel": {name: panel[name].identity() for name in names},
+        "panel_is_random": items.panel_is_random,
+    }
+    notes = {"cache": str(Path(cache_dir).resolve()), "val_cache": str(Path(val_cache).resolve()) if val_cache else None}
+    return distill(
+        out_dir, student_name, config, items, panel,
+        {name: items.sigma[name] for name in names}, {name: items.mean_var[name] for name in names},
+        val_items=val_items, provenance=provenance, notes=notes,
+    )

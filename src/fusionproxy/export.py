@@ -147,3 +147,45 @@ def check_onnx_parity(
     finally:
         model.train(was_training)
     return differences
+
+
+def default_check_pair() -> tuple[Path, Path]:
+    """The first RoadScene test pair of `shared/datasets` beside the working directory or the repository."""
+    from .io import find_dataset_pairs
+
+    repo_root = Path(__file__).resolve().parents[2]
+    candidates = [Path.cwd().parent / "shared" / "datasets", Path.cwd() / "shared" / "datasets",
+                  repo_root.parent / "shared" / "datasets"]
+    for datasets in candidates:
+        if (datasets / "roadscene" / "test").is_dir():
+            _, ir_path, vis_path = find_dataset_pairs(datasets / "roadscene" / "test").pairs[0]
+            return ir_path, vis_path
+    searched = ", ".join(str(c) for c in candidates)
+    raise FusionProxyError(f"no real pair for the parity check (searched {searched}); pass --check-pair IR VIS")
+
+
+def verify_export(
+    model: nn.Module, onnx_path: str | Path, ir_path: str | Path, vis_path: str | Path,
+    tolerance: float = PARITY_TOLERANCE,
+) -> list[tuple[str, float]]:
+    """Parity of an export on a real pair at its own size, and as a batch of two at an odd smaller size.
+
+    Returns [(shape, max |difference|)]; raises ExportParityError above `tolerance`.
+    """
+    import cv2
+
+    from .io import ir_to_tensor, read_ir, read_vis, resize_ir, vis_to_tensor
+
+    ir, vis = read_ir(ir_path), read_vis(vis_path)
+    ir = resize_ir(ir, *vis.shape[:2])
+    height, width = vis.shape[:2]
+    odd_h, odd_w = (2 * height // 3) | 1, (2 * width // 3) | 1
+    small_ir = cv2.resize(ir, (odd_w, odd_h), interpolation=cv2.INTER_AREA)
+    small_vis = cv2.resize(vis, (odd_w, odd_h), interpolation=cv2.INTER_AREA)
+    # The second batch element is mirrored so that the two rows differ.
+    batch_ir = torch.cat([ir_to_tensor(small_ir), ir_to_tensor(small_ir[:, ::-1])])
+    batch_vis = torch.cat([vis_to_tensor(small_vis), vis_to_tensor(small_vis[:, ::-1])])
+    inputs = [(ir_to_tensor(ir), vis_to_tensor(vis)), (batch_ir, batch_vis)]
+    differences = check_onnx_parity(onnx_path, model, inputs, tolerance)
+    shapes = [f"{height}x{width}", f"2x{odd_h}x{odd_w}"]
+    return list(zip(shapes, differences))

@@ -42,7 +42,7 @@ class PercentileStretch:
         lo, hi = np.percentile(values, [self.low, self.high])
         if hi <= lo:  # a flat frame: nothing to stretch
             return np.zeros_like(values)
-        return np.clip((values - lo) / (hi - lo), 0.0, 1.0)
+        return np.clip((values - np.float32(lo)) / np.float32(hi - lo), 0.0, 1.0)
 
 
 # EXIF orientation tag -> the numpy transform that undoes it (the same mapping as PIL.ImageOps.exif_transpose).
@@ -124,8 +124,11 @@ def _drop_alpha(array: np.ndarray) -> np.ndarray:
     return array[..., :3] if array.ndim == 3 and array.shape[2] == 4 else array
 
 
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601: how 3-channel IR becomes one channel
+
+
 def _luminance(rgb: np.ndarray) -> np.ndarray:
-    return (rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)).astype(np.float32)
+    return (rgb @ np.array(LUMA_WEIGHTS, dtype=np.float32)).astype(np.float32)
 
 
 def ir_from_array(array: np.ndarray, stretch: PercentileStretch | None = None) -> np.ndarray:

@@ -21,6 +21,9 @@ def evaluate_command(
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder; a rerun resumes it."),
     convention: str = typer.Option("vifb,cddfuse", help="Metric conventions, comma-separated."),
+    no_reference: str = typer.Option(
+        "", help="No-reference scores, comma-separated: niqe, or plug-ins registered in fusionproxy.metrics."
+    ),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Add the classical baselines."),
     stretch: bool = typer.Option(False, help="Min-max stretch each output to [0, 255] before scoring (CDDFuse)."),
     perturb: bool = typer.Option(False, help="Also evaluate with misaligned IR inputs (paper Table 6)."),
@@ -47,17 +50,20 @@ def evaluate_command(
         levels = parse_levels(perturb_levels)
     elif perturb:
         levels = DEFAULT_LEVELS
-    stems = None if grid is None else [s for s in grid.split(",") if s and grid != "none"]
+    stems = None if grid is None else [] if grid == "none" else _items(grid)
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # one line per message, however long the paths
     result = evaluate(
-        dataset, methods, out, conventions=[c.strip() for c in convention.split(",") if c.strip()],
+        dataset, methods, out, conventions=_items(convention), no_reference=_items(no_reference),
         stretch=stretch, perturbations=levels, seed=seed, grid=stems, rescore=rescore, console=console,
     )
     console.print(f"{len(result.rows)} scored rows; tables in {out / 'summary.md'}, per-image scores in "
                   f"{out / 'results.csv'}", highlight=False)
     if result.failures:
-        console.print(f"[bold red]{len(result.failures)} input(s) could not be scored:[/]")
-        for line in result.failures:
-            console.print(f"  {line}", highlight=False, markup=False)
+        console.print(f"[bold red]{len(result.failures)} input(s) could not be scored[/] (listed above and in "
+                      f"{out / 'summary.md'})", highlight=False)
         raise typer.Exit(1)
+
+
+def _items(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]

@@ -167,6 +167,7 @@ class DTPFNet(nn.Module):
         self.decode = nn.ModuleList(_stage(arch, level, arch.blocks[level]) for level in range(deepest))
         self.refine = _stage(arch, 0, arch.refinement_blocks)
         self.to_rgb = nn.Conv2d(arch.width, 3, 3, padding=1, bias=False)
+        nn.init.zeros_(self.to_rgb.weight)  # start as the identity on the visible image (global residual)
         self.modulate_bottleneck = TextModulation(text_dim, arch.channels(deepest)) if text_dim else None
         self.modulate_decoder = (
             nn.ModuleList(TextModulation(text_dim, arch.channels(level)) for level in range(deepest))

@@ -47,7 +47,7 @@ def metrics_chart(
     path: Path,
 ) -> None:
     """One bar panel per metric: datasets on the x axis, one bar per method (aligned inputs)."""
-    columns = 4
+    columns = min(4, len(metric_names))
     rows = math.ceil(len(metric_names) / columns)
     figure = Figure(figsize=(4.2 * columns, 3.0 * rows), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False).ravel()

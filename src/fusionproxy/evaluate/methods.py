@@ -3,7 +3,7 @@
 SPEC is one of
 - `baseline:NAME`        a built-in classical baseline (`fusionproxy.baselines`),
 - `teacher:DIR[:N]`      a diffusion teacher: one sample, or the mean of an N-sample ensemble (seeded per image),
-- `model:DIR`            a trained student directory (`FusionProxy.from_pretrained`),
+- `model:DIR`            a trained student directory (`FusionProxy.from_pretrained`; `model:default` = bundled),
 - `folder:DIR`           fused images of any other method, matched by stem (`DIR/<dataset>/` if it exists),
 - `DIR`                  a folder holding images is `folder:`, any other directory is `model:`.
 Models and teachers load lazily, so a rerun whose outputs are all cached never loads weights.
@@ -130,6 +130,8 @@ def parse_method(text: str) -> Method:
         path = _existing_dir(directory, text)
         label = name or (f"{path.name}-x{count}" if int(count) > 1 else path.name)
         return TeacherMethod(label, spec, directory=path, num_samples=int(count))
+    if kind == "model" and rest == "default":  # the model bundled with the package
+        return ModelMethod(name or "fusionproxy", spec, directory=Path(rest))
     if kind in ("model", "folder"):
         path = _existing_dir(rest, text)
     else:

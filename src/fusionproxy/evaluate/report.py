@@ -56,7 +56,10 @@ def ranks(values: dict[str, float], higher_is_better: bool) -> dict[str, int]:
 
 
 def _number(value: float) -> str:
-    return "–" if math.isnan(value) else f"{value:.4g}"
+    """Four significant digits, trailing zeros kept so columns line up (1000 and above: integers)."""
+    if math.isnan(value):
+        return "–"
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:#.4g}"
 
 
 def _speed(seconds: float) -> str:

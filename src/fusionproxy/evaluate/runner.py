@@ -23,6 +23,7 @@ from ..misalignment import MisalignmentRange
 from . import figures, report
 from .methods import FolderMethod, Method
 from .perturb import ALIGNED, perturb_ir, ssim_against, stable_seed
+from .scoring import NO_REFERENCE, Scorer
 from .storage import KEY_COLUMNS, ResultStore, check_settings, load_fused, save_fused
 
 SPLIT_NAMES = ("test", "train", "val", "valid", "validation")
@@ -67,29 +68,11 @@ def level_slug(level: MisalignmentRange) -> str:
     return "aligned" if level == ALIGNED else f"t{level.max_translation:g}-r{level.max_rotation:g}"
 
 
-def _scorer(conventions: Sequence[str], stretch: bool) -> tuple[list[str], Callable[..., dict[str, float]]]:
-    """The metric columns and a function scoring one uint8 output against its uint8 sources."""
-    from .. import metrics
-
-    columns = [report.metric_column(c, n) for c in conventions for n in metrics.METRIC_NAMES[c]]
-
-    def score(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray) -> dict[str, float]:
-        if stretch:  # CDDFuse min-max stretches each output to [0, 255] before its evaluator runs.
-            fused = metrics.stretch_to_uint8(fused)
-        values: dict[str, float] = {}
-        for convention in conventions:
-            scores = metrics.compute_metrics(fused, ir, vis, convention)
-            values.update({report.metric_column(convention, n): float(v) for n, v in scores.items()})
-        return values
-
-    return columns, score
-
-
 class _Run:
     """State of one evaluation: the store, the cache folder, the scorer, the failures."""
 
     def __init__(self, out_dir: Path, methods: list[Method], levels: Sequence[MisalignmentRange], seed: int,
-                 score: Callable[..., dict[str, float]], store: ResultStore, log: Callable[[str], None]) -> None:
+                 score: Scorer, store: ResultStore, log: Callable[[str], None]) -> None:
         self.out_dir, self.methods, self.levels, self.seed = out_dir, methods, levels, seed
         self.score, self.store, self.log = score, store, log
         self.failures: list[str] = []
@@ -153,7 +136,10 @@ class _Run:
                     aligned = image
                 if key not in self.store.finished:
                     # Scores use the aligned sources: a misalignment-robust method reconstructs the aligned scene.
-                    row = dict(zip(KEY_COLUMNS, key), seconds=seconds, **self.score(image, ir8, vis8))
+                    values, problems = self.score(image, ir8, vis8)
+                    for problem in problems:
+                        self.fail(f"{dataset.name}/{stem} ({method.name}, {level.label}): {problem}")
+                    row = dict(zip(KEY_COLUMNS, key), seconds=seconds, **values)
                     if report.SSIM_COLUMN in self.store.columns:
                         row[report.SSIM_COLUMN] = ssim_against(image, aligned)
                     self.store.append(row)
@@ -181,6 +167,7 @@ def evaluate(
     methods: Sequence[Method],
     out_dir: str | Path,
     conventions: Sequence[str] = ("vifb", "cddfuse"),
+    no_reference: Sequence[str] = (),
     stretch: bool = False,
     perturbations: Sequence[MisalignmentRange] | None = None,
     seed: int = 0,
@@ -191,22 +178,19 @@ def evaluate(
 ) -> EvaluationResult:
     """Evaluate `methods` on every pair of `datasets`, resuming whatever `out_dir` already holds.
 
+    `no_reference`: registered no-reference scores to add (`fusionproxy.metrics`: "niqe", plug-ins).
     `perturbations`: levels of test-time IR misalignment (the first must be aligned); None = aligned only.
     `grid`: stems to draw comparison grids for; None = three evenly spaced pairs per dataset, [] = none.
     `rescore`: set aside an existing results.csv (as results.previous.csv) and re-score the cached outputs.
     Bad inputs are reported (and listed in `failures`) while everything else is still scored.
     """
-    from .. import metrics
-
     out_dir = Path(out_dir)
     console = console or Console(stderr=True)
     datasets = [d if isinstance(d, Dataset) else parse_dataset(str(d)) for d in datasets]
     levels = tuple(perturbations or (ALIGNED,))
     if levels[0] != ALIGNED:
         raise FusionProxyError("the first perturbation level must be the aligned one (the SSIM reference)")
-    unknown = [c for c in conventions if c not in metrics.METRIC_NAMES]
-    if unknown:
-        raise FusionProxyError(f"unknown convention(s) {', '.join(unknown)} (known: {', '.join(metrics.METRIC_NAMES)})")
+    scorer = Scorer(conventions, no_reference, stretch)
     _check_unique(methods, datasets)
 
     listings = {}
@@ -224,16 +208,15 @@ def evaluate(
     if rescore and results_path.is_file():
         results_path.replace(out_dir / "results.previous.csv")
     settings = {
-        "conventions": list(conventions), "stretch": stretch, "seed": seed,
+        "conventions": list(conventions), "no_reference": list(no_reference), "stretch": stretch, "seed": seed,
         "perturbations": [level.label for level in levels],
         "methods": {m.name: m.spec for m in methods}, "datasets": {d.name: str(d.root) for d in datasets},
     }
     check_settings(out_dir / "run.json", settings, results_path.is_file())
-    metric_columns, score = _scorer(conventions, stretch)
-    columns = [*KEY_COLUMNS, *metric_columns, *([report.SSIM_COLUMN] if len(levels) > 1 else []), "seconds"]
-    store = ResultStore(results_path, columns)
-    run = _Run(out_dir, list(methods), levels, seed, score, store, lambda line: console.print(line, highlight=False,
-                                                                                                  markup=False))
+    extra = [report.SSIM_COLUMN] if len(levels) > 1 else []
+    store = ResultStore(results_path, [*KEY_COLUMNS, *scorer.columns, *extra, "seconds"])
+    run = _Run(out_dir, list(methods), levels, seed, scorer, store,
+               lambda line: console.print(line, highlight=False, markup=False))
 
     total = sum(len(listing.pairs) for listing in listings.values()) * sum(len(run.levels_of(m)) for m in methods)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -263,15 +246,14 @@ def evaluate(
     dataset_names = [d.name for d in datasets]
     rows = [r for r in store.rows if r["method"] in method_names and r["dataset"] in dataset_names]
     result = EvaluationResult(out_dir, rows, run.failures)
-    groups = report.summarize(rows, metric_columns + ([report.SSIM_COLUMN] if len(levels) > 1 else []))
+    groups = report.summarize(rows, scorer.columns + extra)
     summary = out_dir / "summary.md"
-    summary.write_text(_summary_markdown(groups, method_names, dataset_names, conventions, levels, stretch,
-                                         run.failures, metrics))
+    summary.write_text(_summary_markdown(groups, method_names, dataset_names, scorer.tables, levels, stretch,
+                                         run.failures))
     result.files += [results_path, summary]
-    for convention in conventions:
+    for convention, (names, higher) in scorer.tables.items():
         chart = out_dir / f"chart_{convention}.png"
-        figures.metrics_chart(groups, method_names, dataset_names, convention, metrics.METRIC_NAMES[convention],
-                              metrics.HIGHER_IS_BETTER[convention], chart)
+        figures.metrics_chart(groups, method_names, dataset_names, convention, names, higher, chart)
         result.files.append(chart)
     if len(levels) > 1:
         chart = out_dir / "misalignment.png"
@@ -318,7 +300,15 @@ def _check_unique(methods: Sequence[Method], datasets: Sequence[Dataset]) -> Non
             raise FusionProxyError(f"{kind} name(s) {', '.join(duplicates)} given twice; name them with NAME=")
 
 
-def _summary_markdown(groups, methods, datasets, conventions, levels, stretch, failures, metrics) -> str:
+def _summary_markdown(
+    groups: dict[tuple[str, str, str], report.Group],
+    methods: list[str],
+    datasets: list[str],
+    tables: dict[str, tuple[list[str], dict[str, bool]]],
+    levels: Sequence[MisalignmentRange],
+    stretch: bool,
+    failures: list[str],
+) -> str:
     lines = ["# Evaluation summary", ""]
     lines.append(
         f"Means over images; (rank) per metric among the methods, 1 = best, ↑/↓ = higher/lower is better. "
@@ -326,10 +316,9 @@ def _summary_markdown(groups, methods, datasets, conventions, levels, stretch, f
         "Time: median fusion time per image on this machine (sampling included for teachers)."
     )
     for dataset in datasets:
-        for convention in conventions:
-            lines += ["", f"## {dataset}, {convention} convention", ""]
-            lines.append(report.means_table(groups, methods, dataset, "aligned", convention,
-                                            metrics.METRIC_NAMES[convention], metrics.HIGHER_IS_BETTER[convention]))
+        for convention, (names, higher) in tables.items():
+            lines += ["", f"## {dataset}, {_title(convention)}", ""]
+            lines.append(report.means_table(groups, methods, dataset, "aligned", convention, names, higher))
     if len(levels) > 1:
         labels = [level.label for level in levels]
         lines += ["", "# Misalignment sensitivity (paper Table 6)", "",
@@ -337,10 +326,13 @@ def _summary_markdown(groups, methods, datasets, conventions, levels, stretch, f
                   "SSIM vs aligned: kornia SSIM (11x11 Gaussian window) of each output against the same "
                   "method's output on aligned inputs."]
         for dataset in datasets:
-            for convention in conventions:
-                lines += ["", f"## {dataset}, {convention} convention, misaligned IR", ""]
-                lines.append(report.misalignment_table(groups, methods, dataset, labels, convention,
-                                                       metrics.METRIC_NAMES[convention]))
+            for convention, (names, _) in tables.items():
+                lines += ["", f"## {dataset}, {_title(convention)}, misaligned IR", ""]
+                lines.append(report.misalignment_table(groups, methods, dataset, labels, convention, names))
     if failures:
         lines += ["", "# Inputs that could not be scored", ""] + [f"- {line}" for line in failures]
     return "\n".join(lines) + "\n"
+
+
+def _title(convention: str) -> str:
+    return "no-reference scores" if convention == NO_REFERENCE else f"{convention} convention"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,8 @@ class ResultStore:
     def __init__(self, path: Path, columns: list[str]) -> None:
         self.path, self.columns = path, columns
         self.rows: list[dict[str, str]] = []
+        if path.is_file():
+            self._drop_partial_last_line()
         if path.is_file() and path.stat().st_size:
             with path.open(newline="") as handle:
                 reader = csv.DictReader(handle)
@@ -40,22 +41,19 @@ class ResultStore:
                         f"{path}: written with other columns ({', '.join(reader.fieldnames or [])}); "
                         "use the same --convention/--perturb settings, --rescore, or another --out"
                     )
-                # A run killed mid-write leaves a short last line; drop it, it is recomputed.
                 self.rows = [row for row in reader if None not in row.values() and None not in row]
-            self._repair_tail()
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("w", newline="") as handle:
                 csv.writer(handle).writerow(columns)
         self.finished: set[RowKey] = {self.key(row) for row in self.rows}
 
-    def _repair_tail(self) -> None:
-        with self.path.open("rb") as handle:
-            handle.seek(-1, os.SEEK_END)
-            ends_cleanly = handle.read(1) == b"\n"
-        if not ends_cleanly:
-            with self.path.open("a", newline="") as handle:
-                handle.write("\n")
+    def _drop_partial_last_line(self) -> None:
+        """A run killed mid-write leaves a cut-off last row; remove it (its row is simply recomputed)."""
+        data = self.path.read_bytes()
+        if not data.endswith(b"\n"):
+            with self.path.open("r+b") as handle:
+                handle.truncate(data.rfind(b"\n") + 1)
 
     @staticmethod
     def key(row: dict[str, Any]) -> RowKey:
@@ -121,7 +119,7 @@ def check_settings(path: Path, settings: dict[str, Any], results_exist: bool) ->
                         "give it another name or use another --out"
                     )
         if results_exist:
-            for item in ("conventions", "stretch", "perturbations"):
+            for item in ("conventions", "no_reference", "stretch", "perturbations"):
                 if previous.get(item) != settings[item]:
                     raise FusionProxyError(
                         f"{path}: the scores there were made with {item}={previous.get(item)}, now "

@@ -62,7 +62,9 @@ class DistillationLoss(nn.Module):
         if config.lambda_mfm and self.backbones:
             target = [batch[f"feat_mean/{k}"] for k in self.backbones]
             variance = torch.stack([batch[f"feat_var/{k}"] for k in self.backbones], dim=1)
-            terms["mfm"] = mfm_loss(self.student_features(rgb), target, self.routing_weights(variance))
+            student = self.student_features(rgb, grid=target[0].shape[-1])
+            routing = self.routing_weights(variance)
+            terms["mfm"] = mfm_loss(student, target, routing, config.mfm_channel_reduction)
         if config.lambda_fidelity:
             terms["fidelity"] = source_fidelity_loss(rgb, batch["ir"], batch["vis"], config.fidelity)[0]
         if log_variance is not None and config.lambda_uncertainty:

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import cv2
 import numpy as np
-from scipy import ndimage
+from scipy import fft, ndimage
 
 
 def matlab_round(values: np.ndarray) -> np.ndarray:
-    """MATLAB `round`: halves go away from zero (NumPy rounds them to even)."""
-    rounded = np.round(values)
-    truncated = np.trunc(values)
-    is_half = np.abs(values - truncated) == 0.5
-    return np.where(is_half, truncated + np.sign(values), rounded)
+    """MATLAB `round`: halves go away from zero (NumPy's `rint` takes them to the even neighbour)."""
+    rounded = np.rint(values)
+    offset = values - rounded  # exact: |offset| <= 0.5
+    rounded += (offset == 0.5) & (values > 0)
+    rounded -= (offset == -0.5) & (values < 0)
+    return rounded
 
 
 def filter2_same(kernel: np.ndarray, image: np.ndarray) -> np.ndarray:
@@ -36,10 +38,10 @@ def imfilter_replicate(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return ndimage.correlate(image, kernel, mode="nearest")
 
 
-def separable_correlate(image: np.ndarray, column: np.ndarray, mode: str = "constant") -> np.ndarray:
-    """Correlation with the separable kernel `outer(column, column)`: two 1-D passes instead of one 2-D."""
-    rows = ndimage.correlate1d(image, column, axis=0, mode=mode, cval=0.0)
-    return ndimage.correlate1d(rows, column, axis=1, mode=mode, cval=0.0)
+def separable_correlate(image: np.ndarray, column: np.ndarray) -> np.ndarray:
+    """Zero-padded correlation with the separable kernel `outer(column, column)` (odd length), in two
+    1-D passes; OpenCV's are an order of magnitude faster than SciPy's for the 31-tap kernels of Q_CB."""
+    return cv2.sepFilter2D(image, cv2.CV_64F, column, column, borderType=cv2.BORDER_CONSTANT)
 
 
 def gaussian_1d(size: int, sigma: float) -> np.ndarray:
@@ -64,9 +66,11 @@ def freqspace_meshgrid(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def centred_frequency_filter(image: np.ndarray, response: np.ndarray) -> np.ndarray:
-    """`ifft2(ifftshift(fftshift(fft2(image)) .* response))`, real part (the response is symmetric)."""
-    spectrum = np.fft.fftshift(np.fft.fft2(image))
-    return np.real(np.fft.ifft2(np.fft.ifftshift(spectrum * response)))
+    """`ifft2(ifftshift(fftshift(fft2(image)) .* response))` for a real image and a response that depends on
+    |frequency| only (so the product stays Hermitian and the result real): computed on the half spectrum.
+    fftshift/ifftshift are permutations, so unshifting the response instead is exactly equivalent."""
+    half = np.fft.ifftshift(response)[:, : image.shape[1] // 2 + 1]
+    return fft.irfft2(fft.rfft2(image) * half, s=image.shape)
 
 
 def blkproc(image: np.ndarray, block: int, reduce: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:

@@ -10,6 +10,7 @@ indexes the M x N x 3 array as a 2-D M x 3N image (the channels side by side) an
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 
 import numpy as np
 
@@ -24,7 +25,14 @@ from ._matlab import (
     rgb2gray_uint8,
     separable_correlate,
 )
-from .common import entropy_bits, histogram_256, qabf
+from .common import (
+    cached_by_content,
+    cached_by_identity,
+    content_key,
+    entropy_bits,
+    histogram_256,
+    qabf,
+)
 
 NAMES = [
     "Avg_gradient", "Cross_entropy", "Edge_intensity", "Entropy", "Mutinf", "Psnr", "Qabf", "Qcb", "Qcv",
@@ -70,22 +78,28 @@ def entropy(vis: np.ndarray, ir: np.ndarray, fused: np.ndarray) -> float:
     return entropy_bits(histogram_256(fused))
 
 
+def _mi_levels(image: np.ndarray) -> np.ndarray:
+    """Min-max scale to round(255 x) levels (MATLAB `int16` rounding, halves away from zero); a constant
+    image becomes all zeros."""
+    lo, hi = image.min(), image.max()
+    scaled = (image - lo) / (hi - lo) if hi != lo else np.zeros_like(image)
+    return matlab_round(scaled * 255).astype(np.int64)
+
+
+_source_mi_levels = cached_by_identity()(_mi_levels)
+
+
+def _nats(p: np.ndarray) -> float:
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
+
+
 def _mutual_information(a: np.ndarray, b: np.ndarray) -> float:
-    """MI(A, B) = H(A) + H(B) - H(A, B) in nats, after min-max scaling each image to round(255 x) levels
-    (MATLAB `int16` rounding, halves away from zero); a constant image becomes all zeros."""
-    levels = []
-    for image in (a, b):
-        lo, hi = image.min(), image.max()
-        scaled = (image - lo) / (hi - lo) if hi != lo else np.zeros_like(image)
-        levels.append(matlab_round(scaled * 255).astype(np.int64))
-    joint = np.bincount((levels[0] * 256 + levels[1]).ravel(), minlength=256 * 256) / a.size
-
-    def nats(p: np.ndarray) -> float:
-        p = p[p > 0]
-        return float(-(p * np.log(p)).sum())
-
-    joint_2d = joint.reshape(256, 256)
-    return nats(joint_2d.sum(axis=1)) + nats(joint_2d.sum(axis=0)) - nats(joint)
+    """MI(A, B) of a source A and the fused B = H(A) + H(B) - H(A, B) in nats, over the joint 256 x 256
+    histogram of their scaled levels (`_mi_levels`)."""
+    joint = np.bincount((_source_mi_levels(a) * 256 + _mi_levels(b)).ravel(), minlength=256 * 256) / a.size
+    joint = joint.reshape(256, 256)
+    return _nats(joint.sum(axis=1)) + _nats(joint.sum(axis=0)) - _nats(joint.ravel())
 
 
 def mutinf(vis: np.ndarray, ir: np.ndarray, fused: np.ndarray) -> float:
@@ -112,9 +126,10 @@ def psnr(vis: np.ndarray, ir: np.ndarray, fused: np.ndarray) -> float:
 def qabf_metric(vis: np.ndarray, ir: np.ndarray, fused: np.ndarray) -> float:
     """Q^{AB/F} (Xydeas & Petrovic) with A = VIS, B = IR; the toolkit scales all images by 255 first
     (`255*im2double` of an already-double image), which only matters for its equal-strength quirk."""
-    return qabf(255.0 * vis, 255.0 * ir, 255.0 * fused)
+    return qabf(vis, ir, fused, scale=255.0)
 
 
+@cached_by_identity()
 def _normalize1(image: np.ndarray) -> np.ndarray:
     """Z. Liu's `normalize1`: min-max scale to 0..255 and round (an all-zero image is left alone)."""
     lo, hi = image.min(), image.max()
@@ -123,34 +138,41 @@ def _normalize1(image: np.ndarray) -> np.ndarray:
     return matlab_round((image - lo) / (hi - lo) * 255)
 
 
-def _chen_blum_contrast(image: np.ndarray) -> np.ndarray:
-    """Local band-limited contrast |G1 * I / G2 * I - 1| mapped by C^p / (h C^q + Z), p=3, q=2, h=1, Z=1e-4.
+@lru_cache(maxsize=8)
+def _qcb_csf(rows: int, cols: int) -> np.ndarray:
+    """Chen-Blum CSF S(r) = exp(-(r/f0)^2) - a exp(-(r/f1)^2), f0 = 15.3870, f1 = 1.3456, a = 0.7622, on
+    `freqspace` frequencies scaled by N/30 (columns) and M/30 (rows)."""
+    u, v = freqspace_meshgrid(rows, cols)
+    r = np.hypot(u * (cols / 30.0), v * (rows / 30.0))
+    return np.exp(-((r / 15.3870) ** 2)) - 0.7622 * np.exp(-((r / 1.3456) ** 2))
 
-    G1, G2 are `gaussian2d` kernels (31 x 31, sigma 2 and 4, scaled by 1/(2 pi sigma^2), not normalised)
-    applied with `filter2(..., 'same')`, i.e. zero padding.
-    """
+
+def _chen_blum_contrast(image: np.ndarray) -> np.ndarray:
+    """C' = C^p / (h C^q + Z) (p=3, q=2, h=1, Z=1e-4) of the local band-limited contrast
+    C = |G1 * I' / G2 * I' - 1|, I' the CSF-filtered `normalize1`d image. G1, G2 are `gaussian2d` kernels
+    (31 x 31, sigma 2 and 4, scaled by 1/(2 pi sigma^2), not normalised) applied with `filter2(..., 'same')`,
+    i.e. zero padding."""
+    filtered = centred_frequency_filter(_normalize1(image), _qcb_csf(*image.shape))
     taps = np.arange(-15, 16, dtype=np.float64)
     responses = []
     for sigma in (2.0, 4.0):
         column = np.exp(-(taps * taps) / (2 * sigma * sigma))
-        responses.append(separable_correlate(image, column) / (2 * np.pi * sigma * sigma))
+        responses.append(separable_correlate(filtered, column) / (2 * np.pi * sigma * sigma))
     contrast = np.abs(responses[0] / responses[1] - 1.0)
     return contrast**3 / (contrast**2 + 1e-4)
+
+
+_source_chen_blum_contrast = cached_by_identity()(_chen_blum_contrast)
 
 
 def qcb(vis: np.ndarray, ir: np.ndarray, fused: np.ndarray) -> float:
     """Chen-Blum Q_CB (Chen & Blum 2009, Z. Liu's `metricChenBlum`).
 
-    Each image is `normalize1`d, filtered in the frequency domain by the contrast-sensitivity function
-    S(r) = exp(-(r/f0)^2) - a exp(-(r/f1)^2) (f0 = 15.3870, f1 = 1.3456, a = 0.7622; r from `freqspace`
-    scaled by N/30, M/30), mapped to local contrast C'; then Q = mean(l1 Q1F + l2 Q2F) with
-    QxF = min(Cx', CF') / max(Cx', CF') and saliency lx = Cx'^2 / (C1'^2 + C2'^2).
+    With C' the contrast map of `_chen_blum_contrast`: Q = mean(l1 Q1F + l2 Q2F), where
+    QxF = min(Cx', CF') / max(Cx', CF') and the saliency lx = Cx'^2 / (C1'^2 + C2'^2).
     """
-    rows, cols = vis.shape
-    u, v = freqspace_meshgrid(rows, cols)
-    r = np.hypot(u * (cols / 30.0), v * (rows / 30.0))
-    csf = np.exp(-((r / 15.3870) ** 2)) - 0.7622 * np.exp(-((r / 1.3456) ** 2))
-    c1, c2, cf = (_chen_blum_contrast(centred_frequency_filter(_normalize1(x), csf)) for x in (vis, ir, fused))
+    c1, c2 = _source_chen_blum_contrast(vis), _source_chen_blum_contrast(ir)
+    cf = _chen_blum_contrast(fused)
     with np.errstate(divide="ignore", invalid="ignore"):
         q1f = np.where(c1 < cf, c1 / cf, cf / c1)
         q2f = np.where(c2 < cf, c2 / cf, cf / c2)
@@ -164,48 +186,65 @@ _QCV_WINDOW = 16
 _QCV_ALPHA = 5
 
 
+@lru_cache(maxsize=8)
+def _qcv_csf(rows: int, cols: int) -> np.ndarray:
+    """Mannos-Sakrison CSF 2.6 (0.0192 + 0.144 r) exp(-(0.144 r)^1.1), `freqspace` frequencies scaled by
+    N/8 (columns) and M/8 (rows)."""
+    u, v = freqspace_meshgrid(rows, cols)
+    r = np.hypot(u * (cols / 8.0), v * (rows / 8.0))
+    return 2.6 * (0.0192 + 0.144 * r) * np.exp(-((0.144 * r) ** 1.1))
+
+
+def _qcv_maps(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(region saliency, CSF-filtered image) of a `normalize1`d channel. Saliency = sum over each 16 x 16
+    block of G^5, G the Sobel magnitude from `filter2(..., 'same')`."""
+    normalized = _normalize1(image)
+    gx, gy = filter2_same(_QCV_X, normalized), filter2_same(_QCV_X.T, normalized)
+    magnitude = np.sqrt(gx * gx + gy * gy)
+    saliency = blkproc(magnitude**_QCV_ALPHA, _QCV_WINDOW, lambda t: t.sum(axis=(2, 3)))
+    return saliency, centred_frequency_filter(normalized, _qcv_csf(*image.shape))
+
+
+_source_qcv_maps = cached_by_identity()(_qcv_maps)
+
+
 def qcv(vis: np.ndarray, ir: np.ndarray, fused: np.ndarray) -> float:
     """Chen-Varshney Q_CV (Chen & Varshney 2007, Z. Liu's `metricChen`); lower is better.
 
-    On `normalize1`d images: region saliency l = sum over 16 x 16 blocks of G^5 (G the Sobel magnitude from
-    `filter2(..., 'same')`); region distortion D = mean over the block of (CSF-filtered (X - F))^2, with the
-    Mannos-Sakrison CSF 2.6 (0.0192 + 0.144 r) exp(-(0.144 r)^1.1) on `freqspace` frequencies scaled by
-    N/8, M/8. Q = sum(l1 D1 + l2 D2) / sum(l1 + l2). Partial blocks at the right and bottom are zero-padded
-    (`blkproc`), so their means divide by 256.
+    On `normalize1`d images: region saliency l (see `_qcv_maps`) and region distortion D = mean over each
+    16 x 16 block of (CSF-filtered (X - F))^2; Q = sum(l1 D1 + l2 D2) / sum(l1 + l2). Partial blocks at
+    the right and bottom are zero-padded (`blkproc`), so their means still divide by 256. The filter is
+    linear, so CSF(X - F) is formed as CSF(X) - CSF(F).
     """
-    im1, im2, f = _normalize1(vis), _normalize1(ir), _normalize1(fused)
-
-    def saliency(image: np.ndarray) -> np.ndarray:
-        gx, gy = filter2_same(_QCV_X, image), filter2_same(_QCV_X.T, image)
-        magnitude = np.sqrt(gx * gx + gy * gy)
-        return blkproc(magnitude**_QCV_ALPHA, _QCV_WINDOW, lambda t: t.sum(axis=(2, 3)))
-
-    rows, cols = vis.shape
-    u, v = freqspace_meshgrid(rows, cols)
-    r = np.hypot(u * (cols / 8.0), v * (rows / 8.0))
-    csf = 2.6 * (0.0192 + 0.144 * r) * np.exp(-((0.144 * r) ** 1.1))
+    (l1, filtered_1), (l2, filtered_2) = _source_qcv_maps(vis), _source_qcv_maps(ir)
+    filtered_f = _qcv_maps(fused)[1]
 
     def distortion(difference: np.ndarray) -> np.ndarray:
-        filtered = centred_frequency_filter(difference, csf)
-        return blkproc(filtered * filtered, _QCV_WINDOW, lambda t: t.mean(axis=(2, 3)))
+        return blkproc(difference * difference, _QCV_WINDOW, lambda t: t.mean(axis=(2, 3)))
 
-    l1, l2 = saliency(im1), saliency(im2)
-    d1, d2 = distortion(im1 - f), distortion(im2 - f)
+    d1, d2 = distortion(filtered_1 - filtered_f), distortion(filtered_2 - filtered_f)
     return float((l1 * d1 + l2 * d2).sum() / (l1 + l2).sum())
 
 
+def _gaussian_blur(x: np.ndarray) -> np.ndarray:
+    return filter2_valid_gaussian(x, 11, 1.5)
+
+
+def _ssim_moments(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Local mean and variance under the 11 x 11 Gaussian window (sigma 1.5), 'valid' region."""
+    mu = _gaussian_blur(image)
+    return mu, _gaussian_blur(image * image) - mu * mu
+
+
+_source_ssim_moments = cached_by_identity()(_ssim_moments)
+
+
 def _ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean SSIM (Wang et al. 2004) with an 11 x 11 Gaussian window (sigma 1.5), 'valid' region only,
-    C1 = (0.01 * 255)^2, C2 = (0.03 * 255)^2."""
+    """Mean SSIM of a source A and the fused B (Wang et al. 2004): 11 x 11 Gaussian window (sigma 1.5),
+    'valid' region only, C1 = (0.01 * 255)^2, C2 = (0.03 * 255)^2."""
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-
-    def blur(x: np.ndarray) -> np.ndarray:
-        return filter2_valid_gaussian(x, 11, 1.5)
-
-    mu_a, mu_b = blur(a), blur(b)
-    var_a = blur(a * a) - mu_a * mu_a
-    var_b = blur(b * b) - mu_b * mu_b
-    cov = blur(a * b) - mu_a * mu_b
+    (mu_a, var_a), (mu_b, var_b) = _source_ssim_moments(a), _ssim_moments(b)
+    cov = _gaussian_blur(a * b) - mu_a * mu_b
     ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
     return float(ssim_map.mean())
 
@@ -249,18 +288,35 @@ CHANNEL_METRICS: dict[str, ChannelMetric] = {
 }
 
 
+def _as_float(x: np.ndarray) -> np.ndarray:
+    """A read-only float64 copy (read-only arrays are eligible for the identity caches)."""
+    values = x.astype(np.float64)
+    values.flags.writeable = False
+    return values
+
+
+@cached_by_content()
+def _source_channels(vis: np.ndarray, ir: np.ndarray, channels: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(vis, ir) float planes per fused channel (`channels` = 0 for a 1-channel fused image: `rgb2gray` of
+    3-channel sources). Planes with equal content are one object, so their derived maps are shared."""
+    if channels == 0:
+        return [tuple(rgb2gray_uint8(x) if x.ndim == 3 else _as_float(x) for x in (vis, ir))]
+    planes: dict[tuple, np.ndarray] = {}
+
+    def plane(x: np.ndarray, k: int) -> np.ndarray:
+        values = x[..., k] if x.ndim == 3 else x
+        return planes.setdefault(content_key(values), _as_float(values))
+
+    return [(plane(vis, k), plane(ir, k)) for k in range(channels)]
+
+
 def _channels(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray) -> list[tuple[np.ndarray, ...]]:
     """(vis, ir, fused) channel triples, following the toolkit's rule for 1- and 3-channel inputs."""
-    def as_float(x: np.ndarray) -> np.ndarray:
-        return x.astype(np.float64)
-
     if fused.ndim == 2:
-        gray = [rgb2gray_uint8(x) if x.ndim == 3 else as_float(x) for x in (vis, ir)]
-        return [(gray[0], gray[1], as_float(fused))]
-    return [
-        tuple(as_float(x[..., k] if x.ndim == 3 else x) for x in (vis, ir, fused))
-        for k in range(fused.shape[2])
-    ]
+        (sources,) = _source_channels(vis, ir, 0)
+        return [(*sources, _as_float(fused))]
+    sources = _source_channels(vis, ir, fused.shape[2])
+    return [(*sources[k], _as_float(fused[..., k])) for k in range(fused.shape[2])]
 
 
 def score_vifb(fused: np.ndarray, ir: np.ndarray, vis: np.ndarray) -> dict[str, float]:

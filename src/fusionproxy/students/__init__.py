@@ -28,5 +28,6 @@ def list_students() -> list[str]:
 
 # Architectures register themselves on import.
 from . import convnext_unet, mobile_unet, ultralight  # noqa: E402,F401
+from ..dtpf import student as dtpf_student  # noqa: E402,F401
 
 __all__ = ["FusionStudent", "StudentConfig", "create_student", "list_students", "register_student"]

@@ -30,7 +30,11 @@ class GRN(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        spatial_norm = torch.linalg.vector_norm(x, dim=(1, 2), keepdim=True)
+        # Sum of squares over positions as a product with a ones vector: onnxruntime reduces over the strided
+        # spatial axes of a channels-last tensor ~15x slower than it runs this matrix product.
+        squares = x.square().flatten(1, 2)
+        ones = torch.ones(squares.shape[0], 1, squares.shape[1], dtype=x.dtype, device=x.device)
+        spatial_norm = torch.matmul(ones, squares).sqrt().unsqueeze(1)  # B x 1 x 1 x C
         relative = spatial_norm / (spatial_norm.mean(dim=-1, keepdim=True) + self.eps)
         return self.gamma * (x * relative) + self.beta + x
 

@@ -29,16 +29,30 @@ from .base import FusionStudent, StudentConfig
 from .blocks import FusionHead
 
 LOGIT_EPS = 1e-3  # logit(vis) is bounded to +-6.9 so black and white pixels stay reachable
+RESIDUAL_BOUND = 20.0  # |logit residual| beyond this changes no output by more than 1e-6; keeps exp finite
+
+
+def residual_over(base: torch.Tensor, logits: torch.Tensor, factor: int) -> torch.Tensor:
+    """sigmoid(logit(base) + r), r = pixel_shuffle(logits, factor), the base clamped to [eps, 1 - eps].
+
+    Computed as base * e^r / (base * e^r + 1 - base), the same function: exp runs before the pixel shuffle
+    (element-wise ops commute with it) and no full-resolution log is needed, which halves the cost of this
+    full-resolution step on CPU.
+    """
+    scale = nn.functional.pixel_shuffle(torch.exp(logits.clamp(-RESIDUAL_BOUND, RESIDUAL_BOUND)), factor)
+    base = base.clamp(LOGIT_EPS, 1 - LOGIT_EPS)
+    scaled = base * scale
+    return scaled / (scaled + 1 - base)
 
 
 @dataclass
 class DualUNetConfig(StudentConfig):
     """Fields of every dual-encoder U-Net student; widths/depths run from the finest scale to the coarsest."""
 
-    widths: tuple[int, ...] = (32, 64, 128)
-    depths: tuple[int, ...] = (1, 1, 1)  # blocks per encoder stage (each encoder)
-    decoder_depths: tuple[int, ...] = (1, 1)  # blocks per decoder stage, scales 0 .. n-2
-    stem_stride: int = 4
+    widths: tuple[int, ...] = (24, 48, 96, 192)
+    depths: tuple[int, ...] = (1, 1, 2, 2)  # blocks per encoder stage (each encoder)
+    decoder_depths: tuple[int, ...] = (1, 1, 1)  # blocks per decoder stage, scales 0 .. n-2
+    stem_stride: int = 4  # the stem patchifies by this; the full stride is stem_stride * 2**(len(widths) - 1)
     attention_reduction: int = 4  # channel-attention bottleneck of the fusion heads
 
     def __post_init__(self) -> None:
@@ -49,8 +63,8 @@ class DualUNetConfig(StudentConfig):
             raise ValueError(f"widths {self.widths} and depths {self.depths} must be non-empty and of equal length")
         if len(self.decoder_depths) != len(self.widths) - 1:
             raise ValueError(f"decoder_depths {self.decoder_depths} needs one entry per scale but the coarsest")
-        if self.stem_stride < 1:
-            raise ValueError(f"stem_stride must be >= 1, got {self.stem_stride}")
+        if min(self.widths) < 1 or min(self.depths + self.decoder_depths) < 0 or self.stem_stride < 1:
+            raise ValueError("widths and stem_stride must be positive, depths non-negative")
 
 
 class Encoder(nn.Module):
@@ -91,7 +105,7 @@ class DualEncoderUNet(FusionStudent):
         self.decoder_stages = nn.ModuleList(
             self.stage(w, depth) for w, depth in zip(widths[:-1], config.decoder_depths)
         )
-        self.rgb_head = nn.Sequential(nn.Conv2d(widths[0], 3 * s * s, 1), nn.PixelShuffle(s))
+        self.rgb_head = nn.Conv2d(widths[0], 3 * s * s, 1)  # sub-pixel residual logits, see residual_over
         self.log_variance_head = (
             nn.Sequential(nn.Conv2d(widths[0], s * s, 1), nn.PixelShuffle(s)) if config.uncertainty_head else None
         )
@@ -136,6 +150,6 @@ class DualEncoderUNet(FusionStudent):
         for i in reversed(range(len(fused) - 1)):
             x = self.upsamples[i](x)
             x = self.decoder_stages[i](self.merges[i](torch.cat([x, fused[i]], dim=1)))
-        rgb = torch.sigmoid(torch.logit(vis, eps=LOGIT_EPS) + self.rgb_head(x))
+        rgb = residual_over(vis, self.rgb_head(x), self.config.stem_stride)
         log_variance = self.log_variance_head(x) if self.log_variance_head is not None else None
         return rgb, log_variance

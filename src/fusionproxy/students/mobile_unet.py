@@ -13,12 +13,9 @@ from .dual_unet import DualEncoderUNet, DualUNetConfig
 
 @dataclass
 class MobileUNetConfig(DualUNetConfig):
-    widths: tuple[int, ...] = (24, 48, 96)
-    depths: tuple[int, ...] = (1, 2, 2)
-    decoder_depths: tuple[int, ...] = (1, 1)
-    stem_stride: int = 4
+    widths: tuple[int, ...] = (16, 32, 64, 128)
     expand_ratio: int = 4
-    kernel_size: int = 5
+    kernel_size: int = 3
 
 
 @register_student

@@ -1,0 +1,301 @@
+"""How fast a fusion network runs here: parameters, GFLOPs, latency per backend, and each speed trick's cost.
+
+Backends:
+  eager             PyTorch fp32, default (NCHW) memory format
+  channels_last     PyTorch fp32, channels_last memory format (oneDNN's preferred layout on CPU)
+  bf16              channels_last under CPU autocast to bfloat16 (native only with AVX-512 BF16 / AMX)
+  compile           torch.compile (inductor) of the eager model; needs a C++ compiler
+  onnxruntime       the `fusionproxy export` graph (dynamic batch, H, W) on onnxruntime's CPU provider
+  onnxruntime-int8  that graph with weights quantised to int8 and activations quantised on the fly
+                    (onnxruntime.quantization.quantize_dynamic)
+  onnxruntime-qdq   static int8 (QDQ format), activations calibrated on the benchmark pair and its mirror
+
+Latency is wall-clock time per call of the whole module (padding, both encoders, decoder, output) on one
+B=1 frame, after `warmup` calls; we report the median, p90 and minimum over `runs` calls. On a shared machine
+the minimum is the closest to the uncontended latency. Quality cost is the PSNR of each backend's output
+against fp32 eager on the same input (inf when identical).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import platform
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import FusionProxyError
+
+BACKENDS = ("eager", "channels_last", "bf16", "compile", "onnxruntime", "onnxruntime-int8", "onnxruntime-qdq")
+DEFAULT_BACKENDS = ("eager", "channels_last", "onnxruntime")
+DEFAULT_SIZES = ((480, 640), (768, 1024))
+
+Runner = Callable[[], torch.Tensor]
+
+
+@dataclass
+class BenchResult:
+    """One (model, size, backend) measurement; `error` is set (and timings are None) when the backend failed."""
+
+    model: str
+    backend: str
+    height: int
+    width: int
+    threads: int
+    parameters: int
+    gflops: float
+    runs: int
+    median_ms: float | None = None
+    p90_ms: float | None = None
+    min_ms: float | None = None
+    cpu_ms: float | None = None  # median process CPU time per call (all threads, spin-waiting included)
+    fps: float | None = None
+    psnr_db: float | None = None  # output vs fp32 eager
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        record = dataclasses.asdict(self)
+        if record["psnr_db"] is not None and math.isinf(record["psnr_db"]):
+            record["psnr_db"] = "inf"  # JSON has no infinity
+        return record
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """'480x640,768x1024' -> [(480, 640), (768, 1024)] (height x width)."""
+    sizes = []
+    for item in text.split(","):
+        try:
+            height, width = (int(side) for side in item.lower().split("x"))
+        except ValueError:
+            raise FusionProxyError(f"--sizes: '{item}' is not HEIGHTxWIDTH (e.g. 480x640)") from None
+        if height < 1 or width < 1:
+            raise FusionProxyError(f"--sizes: '{item}' must have positive sides")
+        sizes.append((height, width))
+    return sizes
+
+
+def parse_backends(text: str) -> list[str]:
+    backends = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in backends if name not in BACKENDS]
+    if unknown or not backends:
+        raise FusionProxyError(f"--backends: unknown {', '.join(unknown) or '(none)'} (known: {', '.join(BACKENDS)})")
+    return backends
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(parameter.numel() for parameter in model.parameters())
+
+
+def count_gflops(model: nn.Module, height: int, width: int) -> float:
+    """GFLOPs of one B=1 forward at height x width (convolutions and matrix products; 1 MAC = 2 FLOPs)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    ir, vis = torch.zeros(1, 1, height, width), torch.zeros(1, 3, height, width)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        model(ir, vis)
+    return counter.get_total_flops() / 1e9
+
+
+def bench_inputs(
+    height: int, width: int, pair: tuple[Path, Path] | None = None, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A real pair resized to height x width, or a seeded smooth synthetic pair (B=1)."""
+    if pair is not None:
+        import cv2
+
+        from .io import ir_to_tensor, read_ir, read_vis, vis_to_tensor
+
+        ir, vis = read_ir(pair[0]), read_vis(pair[1])
+        ir = cv2.resize(ir, (width, height), interpolation=cv2.INTER_AREA)
+        vis = cv2.resize(vis, (width, height), interpolation=cv2.INTER_AREA)
+        return ir_to_tensor(ir), vis_to_tensor(vis)
+    # Low-frequency noise upsampled, so the input has image-like structure rather than pure per-pixel noise.
+    generator = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 4, max(height // 16, 2), max(width // 16, 2), generator=generator)
+    smooth = nn.functional.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
+    detail = 0.1 * torch.rand(1, 4, height, width, generator=generator)
+    image = (smooth + detail).clamp(0, 1)
+    return image[:, :1].contiguous(), image[:, 1:].contiguous()
+
+
+def psnr(output: torch.Tensor, reference: torch.Tensor) -> float:
+    """PSNR in dB of two images in [0, 1] (inf when identical)."""
+    mse = float(torch.mean((output.float() - reference.float()) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+def bf16_is_native() -> bool:
+    """True when the CPU computes bfloat16 in hardware (AVX-512 BF16 or AMX); otherwise oneDNN emulates it."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def environment() -> dict[str, object]:
+    import onnxruntime
+
+    return {
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "bf16_native": bf16_is_native(),
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+# ----- runners: each returns a zero-argument callable producing the RGB output for the fixed input -----
+
+
+def _torch_runner(model: nn.Module, ir: torch.Tensor, vis: torch.Tensor, backend: str) -> Runner:
+    if backend in ("channels_last", "bf16"):
+        model = model.to(memory_format=torch.channels_last)
+        ir, vis = ir.contiguous(memory_format=torch.channels_last), vis.contiguous(memory_format=torch.channels_last)
+    if backend == "compile":
+        model = torch.compile(model)
+    autocast = backend == "bf16"
+
+    def run() -> torch.Tensor:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            return model(ir, vis)
+
+    return run
+
+
+def _calibration_reader(ir: torch.Tensor, vis: torch.Tensor):
+    from onnxruntime.quantization import CalibrationDataReader
+
+    # Half resolution keeps the calibration's stored activations small; the graph has dynamic H and W.
+    half = nn.functional.interpolate
+    small_ir = half(ir, scale_factor=0.5, mode="area").numpy()
+    small_vis = half(vis, scale_factor=0.5, mode="area").numpy()
+    feeds = [{"ir": small_ir, "vis": small_vis}, {"ir": small_ir[..., ::-1].copy(), "vis": small_vis[..., ::-1].copy()}]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.feeds = iter(feeds)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.feeds, None)
+
+    return Reader()
+
+
+def _quantize(path: Path, backend: str, ir: torch.Tensor, vis: torch.Tensor) -> Path:
+    """int8 version of the ONNX graph at `path` for the onnxruntime-int8 / onnxruntime-qdq backends."""
+    import onnxruntime
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    quantized = path.with_name(f"{path.stem}-{backend}.onnx")
+    # The quantizer logs a warning per conv bias and suggests pre-processing; neither matters to a benchmark.
+    onnxruntime.set_default_logger_severity(3)
+    logging.disable(logging.WARNING)
+    try:
+        if backend == "onnxruntime-int8":
+            quantize_dynamic(path, quantized, weight_type=QuantType.QInt8)
+        else:
+            quantize_static(
+                path, quantized, _calibration_reader(ir, vis), quant_format=QuantFormat.QDQ, per_channel=True,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            )
+    finally:
+        logging.disable(logging.NOTSET)
+    return quantized
+
+
+def _onnx_runner(
+    model: nn.Module, ir: torch.Tensor, vis: torch.Tensor, backend: str, threads: int, workdir: Path
+) -> Runner:
+    from .export import export_onnx, onnx_session
+
+    path = workdir / "model.onnx"
+    if not path.exists():
+        export_onnx(model, path)
+    if backend != "onnxruntime":
+        path = _quantize(path, backend, ir, vis)
+    session = onnx_session(path, threads)
+    feed = {"ir": ir.numpy(), "vis": vis.numpy()}
+
+    def run() -> torch.Tensor:
+        return torch.from_numpy(session.run(["rgb"], feed)[0])
+
+    return run
+
+
+def make_runner(
+    model: nn.Module, ir: torch.Tensor, vis: torch.Tensor, backend: str, threads: int, workdir: Path
+) -> Runner:
+    if backend.startswith("onnxruntime"):
+        return _onnx_runner(model, ir, vis, backend, threads, workdir)
+    return _torch_runner(model, ir, vis, backend)
+
+
+def time_runner(run: Runner, runs: int, warmup: int) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+    """Wall-clock and process CPU seconds per call over `runs` calls after `warmup` calls, and the last output.
+
+    With one thread, CPU time is what a call costs on an idle core even when the machine is shared.
+    """
+    output = run()
+    for _ in range(max(warmup - 1, 0)):
+        run()
+    wall, cpu = np.empty(runs), np.empty(runs)
+    for i in range(runs):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        output = run()
+        wall[i], cpu[i] = time.perf_counter() - start, time.process_time() - start_cpu
+    return wall, cpu, output
+
+
+def benchmark(
+    model: nn.Module,
+    label: str,
+    sizes: list[tuple[int, int]] | tuple[tuple[int, int], ...] = DEFAULT_SIZES,
+    backends: list[str] | tuple[str, ...] = DEFAULT_BACKENDS,
+    runs: int = 100,
+    warmup: int = 10,
+    threads: int | None = None,
+    pair: tuple[Path, Path] | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> list[BenchResult]:
+    """Measure `model` at every size with every backend; a failing backend yields a result with `error`."""
+    threads = threads or torch.get_num_threads()
+    torch.set_num_threads(threads)
+    model = model.eval()
+    parameters = count_parameters(model)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="fusionproxy-bench-") as tmp:
+        for height, width in sizes:
+            ir, vis = bench_inputs(height, width, pair)
+            with torch.inference_mode():
+                reference = model(ir, vis)
+            common = dict(model=label, height=height, width=width, threads=threads, parameters=parameters,
+                          gflops=count_gflops(model, height, width), runs=runs)
+            for backend in backends:
+                if on_step is not None:
+                    on_step(f"{label} {height}x{width} {backend}")
+                try:
+                    runner = make_runner(model, ir, vis, backend, threads, Path(tmp))
+                    seconds, cpu_seconds, output = time_runner(runner, runs, warmup)
+                except Exception as error:  # noqa: BLE001 - a backend that does not work here is a result too
+                    message = " ".join(f"{type(error).__name__}: {error}".split())[:200]
+                    results.append(BenchResult(backend=backend, error=message, **common))
+                    continue
+                finally:
+                    model.to(memory_format=torch.contiguous_format)  # undo channels_last for the next backend
+                median = float(np.median(seconds))
+                results.append(BenchResult(
+                    backend=backend, median_ms=1e3 * median, p90_ms=1e3 * float(np.percentile(seconds, 90)),
+                    min_ms=1e3 * float(seconds.min()), cpu_ms=1e3 * float(np.median(cpu_seconds)), fps=1.0 / median, psnr_db=psnr(output, reference), **common,
+                ))
+    return results

@@ -1,0 +1,113 @@
+"""`fusionproxy bench`: parameters, GFLOPs and latency of students or saved models, per backend and size."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import FusionProxyError
+
+
+def _load(target: str, seed: int):
+    """A saved model directory, or a registered student name (randomly initialised with `seed`)."""
+    from ..api import FusionProxy
+    from ..students import list_students
+
+    if Path(target).is_dir():
+        return FusionProxy.from_pretrained(target).student
+    if target in list_students():
+        return FusionProxy.from_student(target, seed=seed).student
+    raise FusionProxyError(
+        f"{target}: neither a model directory nor a student (students: {', '.join(list_students())})"
+    )
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    return "inf" if math.isinf(value) else f"{value:.{digits}f}"
+
+
+def results_table(results: list, title: str) -> Table:
+    table = Table(title=title)
+    headers = ("model", "size", "backend", "params M", "GFLOPs", "median ms", "p90 ms", "min ms", "cpu ms", "FPS",
+               "PSNR dB")
+    for header in headers:
+        table.add_column(header, justify="left" if header in ("model", "size", "backend") else "right")
+    for r in results:
+        row = [r.model, f"{r.height}x{r.width}", r.backend, _fmt(r.parameters / 1e6, 3), _fmt(r.gflops, 2)]
+        if r.error:
+            table.add_row(*row, f"[red]failed: {r.error}[/]", *[""] * (len(headers) - len(row) - 1))
+        else:
+            timings = (r.median_ms, r.p90_ms, r.min_ms, r.cpu_ms, r.fps, r.psnr_db)
+            table.add_row(*row, *(_fmt(value) for value in timings))
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def bench(
+        target: Optional[str] = typer.Argument(None, help="A student name (random init) or a saved model directory."),
+        compare: Optional[str] = typer.Option(None, help="Comma-separated students/model dirs to compare."),
+        sizes: str = typer.Option("480x640,768x1024", help="HEIGHTxWIDTH[,...] frame sizes."),
+        backends: str = typer.Option(
+            "eager,channels_last,onnxruntime",
+            help="Comma-separated: eager, channels_last, bf16, compile, onnxruntime, onnxruntime-int8, "
+            "onnxruntime-qdq.",
+        ),
+        runs: int = typer.Option(100, min=1, help="Timed calls per measurement."),
+        warmup: int = typer.Option(10, min=0, help="Untimed calls first."),
+        threads: Optional[int] = typer.Option(None, min=1, help="CPU threads (default: torch's default)."),
+        ir: Optional[Path] = typer.Option(None, help="IR image of a real pair to run on (default: seeded synthetic)."),
+        vis: Optional[Path] = typer.Option(None, help="VIS image of that pair."),
+        seed: int = typer.Option(0, help="Seed of randomly initialised students."),
+        json_path: Optional[Path] = typer.Option(None, "--json", help="Write all results and the environment here."),
+    ) -> None:
+        """Benchmark fusion networks: parameters, GFLOPs, latency (median/p90/min), CPU time, FPS, PSNR vs fp32.
+
+        FPS is 1000 / median ms. cpu ms is process CPU time per call; with --threads 1 it is the latency on an
+        idle core even on a shared machine. PSNR is each backend's output against fp32 eager on the same input.
+        """
+        from .. import bench as bench_lib
+
+        targets = [t.strip() for t in compare.split(",") if t.strip()] if compare else []
+        if target:
+            targets.insert(0, target)
+        if not targets:
+            raise FusionProxyError("bench: give a student name or model directory, or --compare a,b,c")
+        if (ir is None) != (vis is None):
+            raise FusionProxyError("bench: --ir and --vis go together (a real pair), or neither (synthetic)")
+        pair = (ir, vis) if ir is not None and vis is not None else None
+        for path in pair or ():
+            if not path.is_file():
+                raise FusionProxyError(f"{path}: file not found")
+        size_list, backend_list = bench_lib.parse_sizes(sizes), bench_lib.parse_backends(backends)
+        models = [(t, _load(t, seed)) for t in targets]
+
+        console = Console(stderr=True)
+        results = []
+        with console.status("benchmarking") as status:
+            for label, model in models:
+                results += bench_lib.benchmark(
+                    model, label, size_list, backend_list, runs=runs, warmup=warmup, threads=threads, pair=pair,
+                    on_step=lambda step: status.update(f"benchmarking {step}"),
+                )
+        environment = bench_lib.environment()
+        title = (f"{results[0].threads} threads, {runs} runs, input: {'real pair' if pair else 'synthetic'}, "
+                 f"bf16 native: {environment['bf16_native']}")
+        out = Console()
+        if not out.is_terminal:  # a pipe or file gets 80 columns by default, which truncates the table
+            out = Console(width=160)
+        out.print(results_table(results, title))
+        if json_path is not None:
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            record = {"environment": environment, "runs": runs, "warmup": warmup,
+                      "input": [str(p) for p in pair] if pair else "synthetic",
+                      "results": [r.to_dict() for r in results]}
+            json_path.write_text(json.dumps(record, indent=2) + "\n")

@@ -1,0 +1,299 @@
+"""Training the teachers on natural images with the shared `fusionproxy.training.Trainer`.
+
+`masked`: the masked-diffusion teacher learns to restore a clean crop from two complementary masked views
+(`masking.make_views`). `prior`: DDFM's unconditional prior learns to denoise clean crops (luminance or RGB).
+Both use epsilon prediction with the DDPM training schedule (DDPMScheduler.add_noise). Every random draw of an
+item (crop, flips, views, degradation, timestep, noise) comes from `training.item_generator(seed, epoch, i)`.
+Configs are YAML files with sections `teacher`, `data`, `train`, `validation`; the names `cpu` and `gpu`
+resolve to the files shipped in `fusionproxy/configs/teachers/`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import kornia
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from PIL import Image
+from torch import nn
+from torch.utils.data import Dataset
+
+from ..errors import FusionProxyError
+from ..io import IMAGE_SUFFIXES, ImageReadError, find_dataset_pairs, ir_to_tensor, read_ir, read_vis, vis_to_tensor
+from ..training import TrainConfig, Trainer, item_generator
+from .ddfm import DDFMTeacher
+from .denoiser import NoiseSchedule
+from .masked import MaskedDiffusionTeacher
+from .masking import MaskingConfig, make_views
+from .pretrained import PretrainedTeacher
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "teachers"
+KINDS = ("masked", "prior")
+
+
+# -- configuration ------------------------------------------------------------------------------------------
+@dataclass
+class DataConfig:
+    """crop: training crop side (px); long_side: natural images are first resized so their longer side is this
+    (RoadScene-like scale); repeats: crops per image per epoch; masking: the view construction (masked only)."""
+
+    crop: int = 64
+    long_side: int = 384
+    repeats: int = 16
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+
+
+@dataclass
+class ValidationConfig:
+    """The validation grid: the first `pairs` pairs of the validation folder, resized to `long_side`."""
+
+    pairs: int = 3
+    long_side: int = 160
+    num_samples: int = 2
+
+
+@dataclass
+class TeacherTrainingConfig:
+    teacher: dict[str, Any]  # keyword arguments of the teacher's `build`
+    data: DataConfig
+    train: TrainConfig
+    validation: ValidationConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "teacher": self.teacher,
+            "data": dataclasses.asdict(self.data),
+            "train": self.train.to_dict(),
+            "validation": dataclasses.asdict(self.validation),
+        }
+
+
+def resolve_config_path(name_or_path: str, kind: str) -> Path:
+    """`cpu` / `gpu` -> the shipped `<kind>_<name>.yaml`; anything else is a path to a YAML file."""
+    if name_or_path in ("cpu", "gpu"):
+        return CONFIG_DIR / f"{kind}_{name_or_path}.yaml"
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise FusionProxyError(f"{path}: config file not found (or use the names 'cpu' / 'gpu')")
+    return path
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """`section.key=value` (dots for nesting; the value is parsed as YAML) set into the raw config."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise FusionProxyError(f"--set {item}: expected KEY=VALUE, e.g. train.max_steps=100")
+        node = raw
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise FusionProxyError(f"--set {item}: '{part}' is not a section")
+        node[leaf] = yaml.safe_load(value)
+    return raw
+
+
+def load_training_config(name_or_path: str, kind: str, overrides: list[str] = ()) -> TeacherTrainingConfig:
+    """The config `cpu`, `gpu` or a YAML path for `kind` ("masked" / "prior"), with `--set` overrides."""
+    path = resolve_config_path(name_or_path, kind)
+    try:
+        raw = apply_overrides(yaml.safe_load(path.read_text()) or {}, list(overrides))
+        data = dict(raw.get("data", {}))
+        data["masking"] = MaskingConfig(**data.get("masking", {}))
+        return TeacherTrainingConfig(
+            teacher=dict(raw.get("teacher", {})),
+            data=DataConfig(**data),
+            train=TrainConfig.from_dict(raw["train"]),
+            validation=ValidationConfig(**raw.get("validation", {})),
+        )
+    except FusionProxyError as error:
+        raise FusionProxyError(f"{path}: {error}") from None
+    except (yaml.YAMLError, KeyError, TypeError, ValueError) as error:
+        raise FusionProxyError(f"{path}: invalid teacher training config ({error})") from None
+
+
+# -- data ---------------------------------------------------------------------------------------------------
+def load_natural_images(folder: str | Path, long_side: int) -> tuple[list[np.ndarray], list[str]]:
+    """RGB uint8 images of `folder`, resized so the longer side is `long_side`; also the unreadable files."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FusionProxyError(f"{folder}: not a directory of training images")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    images, bad = [], []
+    for path in files:
+        try:
+            rgb = read_vis(path)
+        except ImageReadError as error:
+            bad.append(str(error))
+            continue
+        scale = long_side / max(rgb.shape[:2])
+        size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+        images.append(np.round(np.clip(rgb, 0, 1) * 255).astype(np.uint8))
+    if not images:
+        raise FusionProxyError(f"{folder}: no readable images ({len(bad)} unreadable)")
+    return images, bad
+
+
+class NaturalCrops(Dataset):
+    """Random crops (with random horizontal/vertical flips) of natural images, `repeats` per image per epoch,
+    noised at a random DDPM timestep. Subclasses decide what one item holds."""
+
+    def __init__(self, images: list[np.ndarray], crop: int, repeats: int, seed: int, schedule: NoiseSchedule):
+        self.images, self.crop_size, self.repeats, self.seed = images, crop, repeats, seed
+        self.noise_scheduler = schedule.ddpm()
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.images) * self.repeats
+
+    def random_crop(self, index: int, generator: torch.Generator) -> torch.Tensor:
+        image = torch.from_numpy(self.images[index % len(self.images)]).permute(2, 0, 1).float() / 255.0
+        if min(image.shape[-2:]) < self.crop_size:  # small images are enlarged to fit one crop
+            scale = self.crop_size / min(image.shape[-2:])
+            image = F.interpolate(image[None], scale_factor=scale, mode="bicubic", align_corners=False)[0].clamp(0, 1)
+        top = int(torch.randint(image.shape[-2] - self.crop_size + 1, (), generator=generator))
+        left = int(torch.randint(image.shape[-1] - self.crop_size + 1, (), generator=generator))
+        crop = image[:, top : top + self.crop_size, left : left + self.crop_size]
+        flips = torch.rand(2, generator=generator) < 0.5
+        if flips[0]:
+            crop = crop.flip(-1)
+        if flips[1]:
+            crop = crop.flip(-2)
+        return crop.contiguous()
+
+    def noised(self, clean: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps for x_0 in [-1, 1] (DDPM forward process)."""
+        timestep = torch.randint(self.noise_scheduler.config.num_train_timesteps, (1,), generator=generator)
+        noise = torch.randn(clean.shape, generator=generator)
+        noisy = self.noise_scheduler.add_noise(clean, noise, timestep)
+        return {"noisy": noisy, "timesteps": timestep[0], "noise": noise}
+
+
+class MaskedViewsDataset(NaturalCrops):
+    """Items for the masked teacher: the noised clean crop and its two masked views (all in [-1, 1])."""
+
+    def __init__(self, images: list[np.ndarray], data: DataConfig, seed: int, schedule: NoiseSchedule):
+        super().__init__(images, data.crop, data.repeats, seed, schedule)
+        self.masking = data.masking
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        generator = item_generator(self.seed, self.epoch, index)
+        clean = self.random_crop(index, generator)
+        views = make_views(clean, generator, self.masking)
+        return {
+            **self.noised(clean * 2 - 1, generator),
+            "view_a": views.view_a * 2 - 1,
+            "view_b": views.view_b * 2 - 1,
+        }
+
+
+class PriorDataset(NaturalCrops):
+    """Items for DDFM's unconditional prior: a noised crop, as luminance (1 channel) or RGB, in [-1, 1]."""
+
+    def __init__(self, images: list[np.ndarray], data: DataConfig, seed: int, schedule: NoiseSchedule, channels: int):
+        super().__init__(images, data.crop, data.repeats, seed, schedule)
+        self.channels = channels
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        generator = item_generator(self.seed, self.epoch, index)
+        clean = self.random_crop(index, generator)
+        if self.channels == 1:
+            clean = kornia.color.rgb_to_ycbcr(clean[None])[0, :1]
+        return self.noised(clean * 2 - 1, generator)
+
+
+def masked_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    """Epsilon-prediction MSE of the masked teacher."""
+    predicted = model(batch["noisy"], batch["timesteps"], batch["view_a"], batch["view_b"])
+    return F.mse_loss(predicted, batch["noise"]), {}
+
+
+def prior_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    """Epsilon-prediction MSE of the DDFM prior."""
+    return F.mse_loss(model(batch["noisy"], batch["timesteps"]), batch["noise"]), {}
+
+
+# -- validation ---------------------------------------------------------------------------------------------
+def _resized_pair(ir_path: Path, vis_path: Path, long_side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    ir, vis = read_ir(ir_path), read_vis(vis_path)
+    scale = long_side / max(ir.shape)
+    size = (max(8, round(ir.shape[1] * scale)), max(8, round(ir.shape[0] * scale)))
+    ir = cv2.resize(ir, size, interpolation=cv2.INTER_AREA)
+    vis = cv2.resize(vis, size, interpolation=cv2.INTER_AREA)
+    return ir_to_tensor(ir), vis_to_tensor(vis)
+
+
+class FusionGrid:
+    """Validation callback: fuses a few IR/VIS pairs and writes `validation/step-XXXXXXX.png`, one row per pair
+    (IR | VIS | samples... | mean). Reports the mean per-pixel spread of the samples (their diversity)."""
+
+    def __init__(self, pairs_dir: str | Path, config: ValidationConfig) -> None:
+        listing = find_dataset_pairs(pairs_dir)
+        self.pairs = [_resized_pair(ir, vis, config.long_side) for _, ir, vis in listing.pairs[: config.pairs]]
+        self.num_samples = config.num_samples
+
+    def __call__(self, model: nn.Module, step: int, out_dir: Path) -> dict[str, float]:
+        assert isinstance(model, PretrainedTeacher)
+        rows, spreads = [], []
+        for ir, vis in self.pairs:
+            samples = model.sample(ir, vis, self.num_samples, seed=0)
+            spreads.append(float(samples.std(dim=0).mean()) if self.num_samples > 1 else 0.0)
+            tiles = [ir.expand(1, 3, -1, -1), vis, *samples.split(1), samples.mean(0, keepdim=True)]
+            rows.append(torch.cat([t[0] for t in tiles], dim=-1))
+        width = max(r.shape[-1] for r in rows)
+        grid = torch.cat([F.pad(r, (0, width - r.shape[-1])) for r in rows], dim=-2)
+        path = out_dir / "validation" / f"step-{step:07d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pixels = (grid.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+        Image.fromarray(pixels).save(path)
+        return {"sample_spread": float(np.mean(spreads))}
+
+
+# -- the two training runs ----------------------------------------------------------------------------------
+def build_training(
+    kind: str, images: list[np.ndarray], config: TeacherTrainingConfig
+) -> tuple[PretrainedTeacher, Dataset, Callable]:
+    """The untrained teacher, its dataset and its loss for `kind` ("masked" or "prior")."""
+    seed = config.train.seed
+    if kind == "masked":
+        teacher = MaskedDiffusionTeacher.build(**config.teacher)
+        return teacher, MaskedViewsDataset(images, config.data, seed, teacher.schedule), masked_loss
+    if kind == "prior":
+        teacher = DDFMTeacher.build(**config.teacher)
+        return teacher, PriorDataset(images, config.data, seed, teacher.schedule, teacher.channels), prior_loss
+    raise FusionProxyError(f"unknown teacher training '{kind}' (known: {', '.join(KINDS)})")
+
+
+def train_teacher(
+    kind: str,
+    images_dir: str | Path,
+    config: TeacherTrainingConfig,
+    out_dir: str | Path,
+    validation_pairs: str | Path | None = None,
+) -> PretrainedTeacher:
+    """Train (or resume) a teacher and save it to `out_dir` (config.json + model.safetensors)."""
+    torch.manual_seed(config.train.seed)  # the initial weights
+    images, bad = load_natural_images(images_dir, config.data.long_side)
+    for message in bad:
+        print(f"skipped: {message}")
+    teacher, dataset, loss = build_training(kind, images, config)
+    validate = FusionGrid(validation_pairs, config.validation) if validation_pairs else None
+    run_info = {"teacher": kind, "images": str(Path(images_dir).resolve()), **config.to_dict()}
+    run_info.pop("train")  # the Trainer records the TrainConfig itself
+    trainer = Trainer(out_dir, teacher, dataset, loss, config.train, validate=validate, run_info=run_info)
+    trained = trainer.train()
+    assert isinstance(trained, PretrainedTeacher)
+    trained.save_pretrained(out_dir)
+    return trained

@@ -1,0 +1,76 @@
+"""`fusionproxy distill` end to end on a tiny real cache (fake teacher, random-init panel)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from fusionproxy.io import write_image
+from fusionproxy.teachers.base import Teacher
+
+
+class BlendTeacher(Teacher):
+    """Samples are IR/VIS blends whose mix depends on the seed: a cheap stochastic teacher."""
+
+    name = "blend"
+
+    def sample(self, ir, vis, num_samples, seed, progress=False):
+        generator = torch.Generator().manual_seed(seed)
+        alpha = torch.rand(num_samples, 1, 1, 1, generator=generator)
+        return alpha * vis + (1 - alpha) * ir.expand(-1, 3, -1, -1)
+
+    def identity(self) -> str:
+        return "blend:fixed"
+
+
+@pytest.fixture(scope="module")
+def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from fusionproxy.cache import CacheConfig, build_cache
+    from fusionproxy.foundation import create_backbone
+
+    root = tmp_path_factory.mktemp("pairs")
+    rng = np.random.default_rng(0)
+    pairs = []
+    for i in range(5):
+        write_image(root / "ir" / f"p{i}.png", rng.integers(0, 256, (40, 40), np.uint8))
+        write_image(root / "vi" / f"p{i}.png", rng.integers(0, 256, (40, 40, 3), np.uint8))
+        pairs.append((f"p{i}", root / "ir" / f"p{i}.png", root / "vi" / f"p{i}.png"))
+    cache_dir = root / "cache"
+    panel = [create_backbone("efficientnet-lite0", random_init=True)]
+    config = CacheConfig(samples_per_teacher=2, crop_size=32, grid=8)
+    build_cache(cache_dir, pairs, [BlendTeacher()], panel, config, progress=False)
+    return cache_dir
+
+
+def _distill(cache: Path, out: Path, *extra: str):
+    from fusionproxy.cli import app
+
+    args = ["distill", "--cache", str(cache), "--out", str(out), "--student", "ultralight", "--config", "cpu",
+            "--set", "train.max_steps=2", "--set", "train.batch_size=2", "--set", "val_items=1",
+            "--set", "student={widths: [4, 8], depths: [1, 1], decoder_depths: [1], stem_stride: 2}", *extra]
+    return CliRunner().invoke(app, args)
+
+
+def test_distill_refuses_a_random_panel_without_the_flag(tiny_cache: Path, tmp_path: Path) -> None:
+    result = _distill(tiny_cache, tmp_path / "out")
+    assert result.exit_code != 0
+    assert "random-init panel" in str(result.exception)
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_distill_cli_trains_a_loadable_model(tiny_cache: Path, tmp_path: Path) -> None:
+    from fusionproxy.api import FusionProxy
+
+    result = _distill(tiny_cache, tmp_path / "out", "--allow-random-panel")
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    model = FusionProxy.from_pretrained(tmp_path / "out")
+    training = model.metadata["training"]
+    assert training["panel"] == {"efficientnet-lite0": "efficientnet-lite0:random-init"} and training["panel_is_random"]
+    assert training["cache"] == str(tiny_cache.resolve())
+    assert (tmp_path / "out" / "validation" / "step-0000002.png").is_file()
+    rgb = model(torch.rand(1, 1, 32, 32), torch.rand(1, 3, 32, 32))
+    assert rgb.shape == (1, 3, 32, 32) and torch.isfinite(rgb).all()

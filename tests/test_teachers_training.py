@@ -1,0 +1,119 @@
+"""Teacher training: datasets, configs, and a tiny run through the shared Trainer that lowers the loss."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fusionproxy.errors import FusionProxyError
+from fusionproxy.teachers import load_teacher
+from fusionproxy.teachers.denoiser import NoiseSchedule
+from fusionproxy.teachers.masking import MaskingConfig
+from fusionproxy.teachers.training import (
+    DataConfig,
+    MaskedViewsDataset,
+    PriorDataset,
+    build_training,
+    load_training_config,
+    train_teacher,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny networks: OpenMP threads only add synchronisation cost (a lot of it on a busy CPU)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _images(count: int = 3, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:40, 0:50]
+    images = []
+    for _ in range(count):
+        phase = rng.uniform(0, 6, size=3)
+        rgb = 0.5 + 0.4 * np.sin(xx[..., None] * 0.3 + yy[..., None] * 0.2 + phase)
+        images.append(np.round(rgb * 255).astype(np.uint8))
+    return images
+
+
+def test_masked_dataset_items_are_reproducible_per_seed_epoch_index() -> None:
+    data = DataConfig(crop=16, repeats=2, masking=MaskingConfig(grid=4))
+    dataset = MaskedViewsDataset(_images(), data, seed=3, schedule=NoiseSchedule())
+    assert len(dataset) == 6
+    item = dataset[4]
+    assert set(item) == {"noisy", "timesteps", "noise", "view_a", "view_b"}
+    for key in ("noisy", "noise", "view_a", "view_b"):
+        assert item[key].shape == (3, 16, 16)
+    assert 0 <= int(item["timesteps"]) < 1000 and item["timesteps"].dim() == 0
+    assert item["view_a"].min() >= -1 and item["view_a"].max() <= 1
+    again = dataset[4]
+    assert all(torch.equal(item[k], again[k]) for k in item)
+    dataset.set_epoch(1)
+    assert not torch.equal(dataset[4]["noise"], item["noise"])
+
+
+def test_prior_dataset_gives_luminance_or_rgb() -> None:
+    data = DataConfig(crop=16, repeats=1)
+    luma = PriorDataset(_images(), data, seed=0, schedule=NoiseSchedule(), channels=1)[0]
+    rgb = PriorDataset(_images(), data, seed=0, schedule=NoiseSchedule(), channels=3)[0]
+    assert luma["noisy"].shape == (1, 16, 16) and rgb["noisy"].shape == (3, 16, 16)
+
+
+@pytest.mark.parametrize("kind", ["masked", "prior"])
+@pytest.mark.parametrize("name", ["cpu", "gpu"])
+def test_shipped_configs_load(kind: str, name: str) -> None:
+    config = load_training_config(name, kind)
+    assert config.train.max_steps > 0 and config.data.crop % 8 == 0
+    overridden = load_training_config(name, kind, ["train.max_steps=7", "data.crop=32"])
+    assert overridden.train.max_steps == 7 and overridden.data.crop == 32
+
+
+def test_bad_configs_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(FusionProxyError, match="not found"):
+        load_training_config(str(tmp_path / "missing.yaml"), "masked")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {max_steps: 3, batch_size: 2, bogus: 1}\n")
+    with pytest.raises(FusionProxyError, match="bad.yaml"):
+        load_training_config(str(bad), "masked")
+    with pytest.raises(FusionProxyError, match="KEY=VALUE"):
+        load_training_config("cpu", "masked", ["train.max_steps"])
+
+
+TINY = [
+    "teacher.unet.block_out_channels=[8, 16]", "teacher.unet.norm_num_groups=4", "teacher.unet.patch_size=2",
+    "teacher.steps=2", "data.crop=16", "data.long_side=48", "data.repeats=8", "data.masking.grid=4",
+    "train.max_steps=40", "train.batch_size=8", "train.lr=3.0e-3", "train.warmup_steps=0",
+    "train.checkpoint_every=40", "train.validate_every=40", "validation.pairs=2", "validation.long_side=32",
+]
+
+
+@pytest.mark.parametrize("kind", ["masked", "prior"])
+def test_tiny_training_run_lowers_the_loss(kind: str, tmp_path: Path, datasets_dir: Path) -> None:
+    images_dir = tmp_path / "images"
+    images_dir.mkdir()
+    for k, image in enumerate(_images(4)):
+        Image.fromarray(image).save(images_dir / f"{k}.png")
+    config = load_training_config("cpu", kind, TINY)
+
+    from fusionproxy.teachers.training import load_natural_images
+
+    images, _ = load_natural_images(images_dir, config.data.long_side)
+    torch.manual_seed(config.train.seed)  # train_teacher starts from these same weights
+    initial, dataset, loss_fn = build_training(kind, images, config)
+    batch = {k: torch.stack([dataset[i][k] for i in range(16)]) for k in dataset[0]}
+    with torch.no_grad():
+        before = float(loss_fn(initial.eval(), batch)[0])
+
+    trained = train_teacher(kind, images_dir, config, tmp_path / "run", datasets_dir / "roadscene" / "train")
+    with torch.no_grad():
+        after = float(loss_fn(trained.eval(), batch)[0])
+    assert after < 0.8 * before, (before, after)
+    assert (tmp_path / "run" / "validation" / "step-0000040.png").is_file()
+    assert load_teacher(tmp_path / "run").identity() == trained.identity()
