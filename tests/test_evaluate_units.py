@@ -141,6 +141,7 @@ def test_parse_method_kinds(tmp_path, random_pair) -> None:
     write_image(tmp_path / "fused" / "a.png", random_pair[1])
     (tmp_path / "student").mkdir()
     (tmp_path / "student" / "config.json").write_text("{}")
+    write_image(tmp_path / "student" / "samples" / "step100.png", random_pair[1])  # still a model directory
     folder = parse_method(str(tmp_path / "fused"))
     assert isinstance(folder, FolderMethod) and not folder.runs and folder.name == "fused"
     assert folder.find("any", "a") == tmp_path / "fused" / "a.png" and folder.find("any", "b") is None

@@ -95,6 +95,14 @@ def test_ddfm_wraps_a_diffusers_prior_directory(tmp_path: Path, synthetic_pair) 
     with pytest.raises(FusionProxyError, match="not a diffusers UNet2DModel directory"):
         DDFMTeacher.from_prior(tmp_path / "missing")
 
+    from fusionproxy.cli import app
+
+    result = CliRunner().invoke(app, ["teacher", "from-prior", "--prior", str(tmp_path / "prior"),
+                                      "--out", str(tmp_path / "teacher"), "--steps", "2"])
+    assert result.exit_code == 0, result.output
+    wrapped = load_teacher(tmp_path / "teacher")
+    assert isinstance(wrapped, DDFMTeacher) and wrapped.steps == 2 and wrapped.rho == 0.001
+
 
 def test_bad_inputs_and_directories(tmp_path: Path, synthetic_pair) -> None:
     ir, vis = synthetic_pair

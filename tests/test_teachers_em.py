@@ -21,7 +21,8 @@ def test_psf2otf_of_difference_kernels_matches_closed_form() -> None:
     torch.testing.assert_close(k1, expected_k1.expand(height, width))
     torch.testing.assert_close(k2, expected_k2.expand(height, width))
     # a 1 x 1 kernel is its own OTF: a constant
-    torch.testing.assert_close(psf2otf(torch.ones(1, 1, dtype=torch.float64), 3, 4), torch.ones(3, 4, dtype=torch.complex128))
+    identity = psf2otf(torch.ones(1, 1, dtype=torch.float64), 3, 4)
+    torch.testing.assert_close(identity, torch.ones(3, 4, dtype=torch.complex128))
 
 
 def _tiny_input() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -177,9 +177,8 @@ def _calibration_reader(ir: torch.Tensor, vis: torch.Tensor):
     from onnxruntime.quantization import CalibrationDataReader
 
     # Half resolution keeps the calibration's stored activations small; the graph has dynamic H and W.
-    half = nn.functional.interpolate
-    small_ir = half(ir, scale_factor=0.5, mode="area").numpy()
-    small_vis = half(vis, scale_factor=0.5, mode="area").numpy()
+    small_ir = nn.functional.interpolate(ir, scale_factor=0.5, mode="area").numpy()
+    small_vis = nn.functional.interpolate(vis, scale_factor=0.5, mode="area").numpy()
     feeds = [{"ir": small_ir, "vis": small_vis}, {"ir": small_ir[..., ::-1].copy(), "vis": small_vis[..., ::-1].copy()}]
 
     class Reader(CalibrationDataReader):

@@ -65,7 +65,7 @@ class DistillConfig:
         try:
             values["loss"] = DistillLossConfig.from_dict(values.get("loss") or {})
             values["misalignment"] = MisalignmentRange(**(values.get("misalignment") or {}))
-        except TypeError as error:
+        except (TypeError, FusionProxyError) as error:
             raise FusionProxyError(f"{where}: {error}") from None
         config = cls(**values)
         if config.epochs is not None and "max_steps" in config.train:
@@ -350,7 +350,10 @@ def distill_from_cache(
         "panel": {name: panel[name].identity() for name in names},
         "panel_is_random": items.panel_is_random,
     }
-    notes = {"cache": str(Path(cache_dir).resolve()), "val_cache": str(Path(val_cache).resolve()) if val_cache else None}
+    notes = {
+        "cache": str(Path(cache_dir).resolve()),
+        "val_cache": str(Path(val_cache).resolve()) if val_cache is not None else None,
+    }
     return distill(
         out_dir, student_name, config, items, panel,
         {name: items.sigma[name] for name in names}, {name: items.mean_var[name] for name in names},

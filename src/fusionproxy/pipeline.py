@@ -119,10 +119,12 @@ class DistillSection:
 @dataclass
 class EvaluateSection:
     """stretch: one evaluation per entry (false: raw outputs; true: CDDFuse's min-max stretch); the later ones
-    reuse the first one's fused outputs. grid: stems for comparison grids ('none'; null = the default three)."""
+    reuse the first one's fused outputs. grid: stems for comparison grids ('none'; null = the default three);
+    baselines: add the classical baselines (average, max, Laplacian pyramid)."""
 
     teacher_samples: int = 4
     conventions: str = "vifb,cddfuse"
+    baselines: bool = True
     stretch: list[bool] = field(default_factory=lambda: [False])
     grid: str | None = None
     seed: int = 0
@@ -160,8 +162,9 @@ class PipelineConfig:
             raise FusionProxyError(f"{where}: unknown section(s) {', '.join(unknown)}")
         built = {name: _section(kind, values.get(name), f"{where}: {name}") for name, kind in sections.items()}
         config = cls(**built, isolate=bool(values.get("isolate", True)), source=where)
-        if not config.evaluate.stretch:
-            raise FusionProxyError(f"{where}: evaluate.stretch needs at least one entry (false and/or true)")
+        stretch = config.evaluate.stretch
+        if not stretch or len(set(stretch)) != len(stretch):
+            raise FusionProxyError(f"{where}: evaluate.stretch takes false and/or true, each at most once")
         return config
 
 
@@ -175,7 +178,9 @@ def config_path(name_or_path: str) -> Path:
     bundled = resources.files("fusionproxy").joinpath(f"configs/pipeline/{name_or_path}.yaml")
     if not bundled.is_file():
         names = sorted(p.name.removesuffix(".yaml") for p in bundled.parent.iterdir() if p.name.endswith(".yaml"))
-        raise FusionProxyError(f"{name_or_path}: no such pipeline config (bundled: {', '.join(names)}; or a .yaml path)")
+        raise FusionProxyError(
+            f"{name_or_path}: no such pipeline config (bundled: {', '.join(names)}; or a .yaml path)"
+        )
     return Path(str(bundled))
 
 
@@ -258,6 +263,16 @@ def data_folders(config: PipelineConfig, layout: Layout) -> tuple[Path, Path, di
     return natural, train, tests
 
 
+def fetchable_backbones(panel: str) -> list[str]:
+    """The backbones of `panel` whose weights `fusionproxy weights fetch` can get; the others (CLIP, SAM, ...)
+    are user-supplied and checked by the cache build."""
+    from .foundation import DEFAULT_PANEL, PAPER_PANEL
+    from .foundation.fetch import SOURCES
+
+    names = {"default": DEFAULT_PANEL, "paper": PAPER_PANEL}.get(panel, [n for n in panel.split(",") if n])
+    return [name for name in names if name in SOURCES]
+
+
 def plan(config: PipelineConfig, out: Path) -> list[Stage]:
     """Every stage with the exact `fusionproxy` commands it runs."""
     layout = Layout(out.resolve())
@@ -271,7 +286,7 @@ def plan(config: PipelineConfig, out: Path) -> list[Stage]:
                 "--config", _config_arg(teachers.config), "--val-pairs", str(train),
                 "--threads", str(teachers.threads), *_sets([*teachers.set, *extra])]  # fmt: skip
 
-    panel_names = [] if random_panel else (["default"] if cache.panel == "default" else cache.panel.split(","))
+    panel_names = [] if random_panel else fetchable_backbones(cache.panel)
     cache_command = [
         "cache", "build", "--data", str(train), "--teacher", str(layout.ddfm), "--teacher", str(layout.masked),
         "--out", str(layout.cache), "--panel", cache.panel, "--samples-per-teacher", str(cache.samples_per_teacher),
@@ -290,7 +305,8 @@ def plan(config: PipelineConfig, out: Path) -> list[Stage]:
     evaluate_commands = [
         ["evaluate", *(a for name, path in tests.items() for a in ("--dataset", f"{name}={path}")),
          *(a for m in methods for a in ("--method", m)), "--out", str(layout.evaluation(stretch)),
-         "--convention", evaluate.conventions, "--stretch" if stretch else "--no-stretch", "--seed", str(evaluate.seed),
+         "--convention", evaluate.conventions, "--stretch" if stretch else "--no-stretch",
+         "--baselines" if evaluate.baselines else "--no-baselines", "--seed", str(evaluate.seed),
          *(["--grid", evaluate.grid] if evaluate.grid is not None else [])]
         for stretch in evaluate.stretch
     ]  # fmt: skip
@@ -302,7 +318,8 @@ def plan(config: PipelineConfig, out: Path) -> list[Stage]:
     return [
         Stage("weights", "the offline pretrained panel under $FUSIONPROXY_HOME/weights",
               [["weights", "fetch", *panel_names]] if panel_names else []),
-        Stage("prior", f"DDFM teacher (trained prior) in {layout.ddfm}", [teacher("prior", layout.ddfm, teachers.prior)]),
+        Stage("prior", f"DDFM teacher (trained prior) in {layout.ddfm}",
+              [teacher("prior", layout.ddfm, teachers.prior)]),
         Stage("masked", f"masked-diffusion teacher in {layout.masked}",
               [teacher("masked", layout.masked, teachers.masked)]),
         Stage("cache", f"teacher-ensemble cache in {layout.cache}", [cache_command]),
@@ -368,19 +385,16 @@ def _hard_link(source: str, target: str) -> None:
 
 # ----- running -------------------------------------------------------------------------------------------
 def run_in_process(command: Command) -> None:
-    """Run a `fusionproxy` command in this process (what `fusionproxy ...` would do, minus the start-up)."""
-    import click
+    """Run a `fusionproxy` command in this process (what `fusionproxy ...` does, minus the interpreter start-up).
 
+    Typer reports usage errors itself and exits; FusionProxyError from the command propagates unchanged."""
     from .cli import app
 
     try:
-        code = app(args=command, prog_name="fusionproxy", standalone_mode=False)
-    except click.ClickException as error:
-        raise FusionProxyError(f"{format_command(command)}: {error.format_message()}") from None
-    except click.exceptions.Abort:
-        raise KeyboardInterrupt from None
-    if isinstance(code, int) and code != 0:
-        raise FusionProxyError(f"{format_command(command)}: exited with status {code}")
+        app(args=command, prog_name="fusionproxy")
+    except SystemExit as exit_:
+        if exit_.code not in (0, None):
+            raise FusionProxyError(f"{format_command(command)}: exited with status {exit_.code}") from None
 
 
 def run_subprocess(command: Command) -> None:
@@ -436,7 +450,7 @@ class PipelineState:
 @dataclass
 class StageReport:
     name: str
-    status: str  # finished (this run), skipped (finished before), not run (outside --from/--until), failed
+    status: str  # finished (in this run), skipped (finished before), not run (outside --from/--until)
     seconds: float  # this invocation
     total_seconds: float  # every invocation together
 
@@ -506,7 +520,7 @@ def run_pipeline(
         except BaseException:
             state.record(stage, "failed", time.perf_counter() - began)
             raise
-        seconds = time.perf_counter() - began
+        seconds = round(time.perf_counter() - began, 2)
         state.record(stage, "finished", seconds)
         log(f"[{stage.name}] finished in {seconds:.1f} s")
         reports.append(StageReport(stage.name, "finished", seconds, state.stage(stage.name)["seconds"]))

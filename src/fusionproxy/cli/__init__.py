@@ -23,6 +23,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def _root() -> None:
+    """Infrared-visible fusion distilled from diffusion teachers: fuse, train, evaluate, benchmark."""
+    # An explicit callback keeps `fusionproxy <command>` a group even if only one command is registered.
+
+
 for _module in COMMAND_MODULES:
     importlib.import_module(f".{_module}", __name__).register(app)
 

@@ -9,7 +9,9 @@ import typer
 
 from ..errors import FusionProxyError
 
-teacher_app = typer.Typer(help="Diffusion fusion teachers (paper Sec. 3.2): train, wrap a prior, sample.", no_args_is_help=True)
+teacher_app = typer.Typer(
+    help="Diffusion fusion teachers (paper Sec. 3.2): train, wrap a prior, sample.", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -32,7 +34,7 @@ def train_command(
     config: str = typer.Option("cpu", "--config", "-c", help="Bundled config (cpu, gpu) or a YAML file."),
     overrides: list[str] = typer.Option([], "--set", help="Override a config value, e.g. --set train.max_steps=100."),
     val_pairs: Optional[Path] = typer.Option(
-        None, "--val-pairs", help="IR/VIS dataset folder for the validation grid (default: roadscene/train beside --images)."
+        None, "--val-pairs", help="IR/VIS pairs for the validation grid (default: roadscene/train beside --images)."
     ),
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: torch's default; 1 on a busy CPU)."),
 ) -> None:
@@ -56,21 +58,26 @@ def train_command(
 def from_prior_command(
     prior: Path = typer.Option(..., "--prior", help="A diffusers UNet2DModel directory (1- or 3-channel)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output DDFM teacher directory."),
-    steps: int = typer.Option(100, "--steps", help="DDIM steps at sampling time."),
+    config: str = typer.Option("ddfm", "--config", "-c", help="Sampling settings: bundled 'ddfm' or a YAML file."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="DDIM steps (overrides the config)."),
 ) -> None:
     """Wrap a pretrained unconditional diffusion UNet as a DDFM teacher."""
     from ..teachers.ddfm import DDFMTeacher
+    from ..teachers.training import load_ddfm_settings
 
     if (out / "config.json").exists():
         raise FusionProxyError(f"{out / 'config.json'}: already exists; choose a new --out")
-    teacher = DDFMTeacher.from_prior(prior, steps=steps)
+    settings = load_ddfm_settings(config)
+    if steps is not None:
+        settings["steps"] = steps
+    teacher = DDFMTeacher.from_prior(prior, **settings)
     teacher.save_pretrained(out)
     typer.echo(f"wrote DDFM teacher {teacher.identity()}: {out}")
 
 
 @teacher_app.command("sample")
 def sample_command(
-    teacher_dir: Path = typer.Option(..., "--teacher", "-t", help="Teacher directory (config.json + model.safetensors)."),
+    teacher_dir: Path = typer.Option(..., "--teacher", "-t", help="Teacher directory (config.json + weights)."),
     ir: Path = typer.Option(..., "--ir", help="Infrared image."),
     vis: Path = typer.Option(..., "--vis", help="Visible image (same size)."),
     num_samples: int = typer.Option(4, "--num-samples", "-n", min=1, help="Samples to draw."),

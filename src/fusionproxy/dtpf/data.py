@@ -24,7 +24,10 @@ Pair = tuple[str, Path, Path]
 
 def training_pairs(data: str | Path) -> list[Pair]:
     """The (stem, ir_path, vis_path) pairs of a dataset folder (`ir/` + `vi/` or similar)."""
-    pairs = find_dataset_pairs(data).pairs
+    try:
+        pairs = find_dataset_pairs(data).pairs
+    except FileNotFoundError as error:
+        raise FusionProxyError(str(error)) from None
     if not pairs:
         raise FusionProxyError(f"{data}: no IR/VIS pairs found (expected ir/<stem>.* and vi/<stem>.*)")
     return pairs

@@ -53,7 +53,7 @@ class DTPFTeacher(nn.Module):
         return self.config.stride
 
     def text_embedding(self, text: torch.Tensor) -> torch.Tensor:
-        return self.event_embeddings[text] if text.dtype == torch.long else text
+        return text if text.is_floating_point() else self.event_embeddings[text]
 
     def forward(self, ir: torch.Tensor, vis: torch.Tensor, text: torch.Tensor, features: bool = False):
         text = self.text_embedding(text)

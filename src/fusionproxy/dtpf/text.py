@@ -50,7 +50,6 @@ _ALIASES = {
     "overexposure": "over_exposure",
     "over_exposed": "over_exposure",
     "overexposed": "over_exposure",
-    "ir_low_contrast": "ir_low_contrast",
     "infrared_low_contrast": "ir_low_contrast",
     "low_contrast": "ir_low_contrast",
     "infrared_noise": "ir_noise",

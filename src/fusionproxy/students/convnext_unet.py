@@ -13,10 +13,10 @@ from .dual_unet import DualEncoderUNet, DualUNetConfig
 
 @dataclass
 class ConvNeXtUNetConfig(DualUNetConfig):
-    """The DualUNetConfig defaults (widths 24-192 over four scales, stem stride 4) with an MLP ratio of 2
-    instead of ConvNeXt's 4: sized for >= 30 FPS at 480x640 on a 2-core CPU (see docs/students.md)."""
+    """The DualUNetConfig defaults (widths 16-128 over four scales, stem stride 4) with an MLP ratio of 3
+    instead of ConvNeXt's 4: sized for >= 30 FPS at 480x640 on one core of this CPU (docs/students.md)."""
 
-    mlp_ratio: int = 2
+    mlp_ratio: int = 3
     kernel_size: int = 7
 
 

@@ -49,8 +49,8 @@ def residual_over(base: torch.Tensor, logits: torch.Tensor, factor: int) -> torc
 class DualUNetConfig(StudentConfig):
     """Fields of every dual-encoder U-Net student; widths/depths run from the finest scale to the coarsest."""
 
-    widths: tuple[int, ...] = (24, 48, 96, 192)
-    depths: tuple[int, ...] = (1, 1, 2, 2)  # blocks per encoder stage (each encoder)
+    widths: tuple[int, ...] = (16, 32, 64, 128)
+    depths: tuple[int, ...] = (1, 1, 2, 3)  # blocks per encoder stage (each encoder)
     decoder_depths: tuple[int, ...] = (1, 1, 1)  # blocks per decoder stage, scales 0 .. n-2
     stem_stride: int = 4  # the stem patchifies by this; the full stride is stem_stride * 2**(len(widths) - 1)
     attention_reduction: int = 4  # channel-attention bottleneck of the fusion heads

@@ -13,7 +13,6 @@ from .dual_unet import DualEncoderUNet, DualUNetConfig
 
 @dataclass
 class MobileUNetConfig(DualUNetConfig):
-    widths: tuple[int, ...] = (16, 32, 64, 128)
     expand_ratio: int = 4
     kernel_size: int = 3
 

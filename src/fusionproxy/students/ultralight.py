@@ -16,10 +16,8 @@ def conv_relu(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequen
 
 @dataclass
 class UltralightConfig(DualUNetConfig):
-    widths: tuple[int, ...] = (16, 32, 64)
-    depths: tuple[int, ...] = (1, 1, 1)
-    decoder_depths: tuple[int, ...] = (1, 1)
-    stem_stride: int = 4
+    widths: tuple[int, ...] = (8, 16, 32, 64)
+    depths: tuple[int, ...] = (1, 1, 1, 1)
 
 
 @register_student

@@ -33,7 +33,8 @@ def load_teacher(directory: str | Path) -> Teacher:
 
     name = read_teacher_config(directory)["teacher"]
     if name not in TEACHERS:
-        raise FusionProxyError(f"{Path(directory) / 'config.json'}: unknown teacher '{name}' (known: {list_teachers()})")
+        known = ", ".join(list_teachers())
+        raise FusionProxyError(f"{Path(directory) / 'config.json'}: unknown teacher '{name}' (known: {known})")
     return TEACHERS.get(name).from_pretrained(directory)
 
 

@@ -57,8 +57,8 @@ class DDFMTeacher(PretrainedTeacher):
         """A teacher with a fresh (untrained) prior of the given architecture."""
         unet = unet if isinstance(unet, UNetConfig) else UNetConfig.from_dict(unet or {})
         schedule = schedule if isinstance(schedule, NoiseSchedule) else NoiseSchedule(**(schedule or {}))
-        skip = schedule if unet.noise_skip else None
-        return cls(Denoiser(build_unet(unet, channels, channels), unet.patch_size, skip), steps, lam, rho, schedule)
+        prior = Denoiser(build_unet(unet, channels, channels), unet.patch_size, unet.output, schedule)
+        return cls(prior, steps, lam, rho, schedule)
 
     @classmethod
     def from_prior(

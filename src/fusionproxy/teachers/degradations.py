@@ -24,7 +24,7 @@ def gaussian_blur(image: torch.Tensor, generator: torch.Generator) -> torch.Tens
     """Defocus: a Gaussian blur with sigma in [1, 3] pixels."""
     sigma = _uniform(generator, 1.0, 3.0)
     size = 2 * math.ceil(3 * sigma) + 1
-    return kornia.filters.gaussian_blur2d(image[None], (size, size), (sigma, sigma), border_type="reflect")[0]
+    return kornia.filters.gaussian_blur2d(image[None], (size, size), (sigma, sigma), border_type="replicate")[0]
 
 
 def gaussian_noise(image: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

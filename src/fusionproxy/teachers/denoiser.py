@@ -24,7 +24,7 @@ class UNetConfig:
     block_out_channels: channels per resolution level (one 2x downsampling between levels);
     layers_per_block: ResNet blocks per level; attention: self-attention at the two coarsest levels and in
     the mid block (the papers' setting; too slow for CPU); patch_size: pixel-unshuffle factor (see module doc);
-    noise_skip: parameterise the output as sqrt(1 - abar_t) x_t + UNet (see `Denoiser`).
+    output: how the UNet output becomes the noise prediction (see `Denoiser`).
     """
 
     block_out_channels: tuple[int, ...] = (32, 64, 64)
@@ -32,7 +32,7 @@ class UNetConfig:
     attention: bool = False
     patch_size: int = 2
     norm_num_groups: int = 8
-    noise_skip: bool = True
+    output: str = "noise_skip"
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "UNetConfig":
@@ -66,24 +66,33 @@ def build_unet(config: UNetConfig, in_channels: int, out_channels: int) -> UNet2
     )
 
 
+OUTPUTS = ("epsilon", "noise_skip", "clean")
+
+
 class Denoiser(nn.Module):
     """eps_theta(x_t, t): a UNet2DModel run on pixel-unshuffled input; `multiple` is the size it needs.
 
-    With `noise_skip` (a NoiseSchedule) the output is parameterised as sqrt(1 - abar_t) x_t + UNet(.), still an
-    epsilon prediction trained with the plain epsilon MSE, but exact at pure noise, where epsilon = x_t: the
-    small CPU networks then need not learn an identity map through their bottleneck, which they otherwise fail
-    to do in a CPU-scale budget (eps-MSE at t = 999 stayed ~0.16 after 300 steps without it). Input channels
-    beyond the noisy image (the masked teacher's views) are conditions and are not skipped.
+    `output` says how the UNet's output U becomes the noise prediction; all three are trained with the same
+    epsilon MSE and differ only in what the network has to represent (a = sqrt(abar_t), s = sqrt(1 - abar_t)):
+    "epsilon": eps = U (plain; pretrained priors); "noise_skip": eps = s x_t + U, exact at pure noise where
+    eps = x_t; "clean": eps = (x_t - a U) / s, i.e. U is a clean-image estimate, so at low noise the network
+    only has to reproduce image content instead of the exact noise realisation. Input channels beyond the
+    noisy image (the masked teacher's views) are conditions and never enter these formulas.
     """
 
-    def __init__(self, unet: UNet2DModel, patch_size: int = 1, noise_skip: "NoiseSchedule | None" = None) -> None:
+    def __init__(
+        self, unet: UNet2DModel, patch_size: int = 1, output: str = "epsilon", schedule: "NoiseSchedule | None" = None
+    ) -> None:
         super().__init__()
+        if output not in OUTPUTS:
+            raise ValueError(f"unknown denoiser output '{output}' (known: {', '.join(OUTPUTS)})")
         self.unet = unet
         self.patch_size = patch_size
-        self.noise_skip = noise_skip is not None
-        if noise_skip is not None:
-            alphas_cumprod = noise_skip.ddpm().alphas_cumprod
-            self.register_buffer("skip_scale", (1 - alphas_cumprod).sqrt(), persistent=False)
+        self.output = output
+        if output != "epsilon":
+            alphas_cumprod = (schedule or NoiseSchedule()).ddpm().alphas_cumprod
+            self.register_buffer("signal_scale", alphas_cumprod.sqrt(), persistent=False)
+            self.register_buffer("noise_scale", (1 - alphas_cumprod).sqrt(), persistent=False)
 
     @property
     def multiple(self) -> int:
@@ -97,19 +106,22 @@ class Denoiser(nn.Module):
         folded = F.pixel_unshuffle(x, self.patch_size) if self.patch_size > 1 else x
         out = self.unet(folded, timesteps).sample
         out = F.pixel_shuffle(out, self.patch_size) if self.patch_size > 1 else out
-        if self.noise_skip:
-            out = out + self.skip_scale[timesteps].view(-1, 1, 1, 1) * x[:, : self.image_channels]
-        return out
+        if self.output == "epsilon":
+            return out
+        noisy = x[:, : self.image_channels]
+        a = self.signal_scale[timesteps].view(-1, 1, 1, 1)
+        s = self.noise_scale[timesteps].view(-1, 1, 1, 1)
+        return s * noisy + out if self.output == "noise_skip" else (noisy - a * out) / s
 
     def describe(self) -> dict[str, Any]:
-        """Everything needed to rebuild the (untrained) network: the diffusers config, patch size, skip."""
+        """Everything needed to rebuild the (untrained) network: the diffusers config, patch size, output."""
         unet_config = {k: v for k, v in dict(self.unet.config).items() if not k.startswith("_")}
-        return {"patch_size": self.patch_size, "noise_skip": self.noise_skip, "unet": unet_config}
+        return {"patch_size": self.patch_size, "output": self.output, "unet": unet_config}
 
     @classmethod
     def rebuild(cls, description: dict[str, Any], schedule: "NoiseSchedule") -> "Denoiser":
-        skip = schedule if description["noise_skip"] else None
-        return cls(UNet2DModel.from_config(description["unet"]), description["patch_size"], skip)
+        unet = UNet2DModel.from_config(description["unet"])
+        return cls(unet, description["patch_size"], description["output"], schedule)
 
 
 @dataclass

@@ -41,8 +41,8 @@ class MaskedDiffusionTeacher(PretrainedTeacher):
         """A fresh (untrained) teacher from an architecture and sampling settings."""
         unet = unet if isinstance(unet, UNetConfig) else UNetConfig.from_dict(unet or {})
         schedule = schedule if isinstance(schedule, NoiseSchedule) else NoiseSchedule(**(schedule or {}))
-        skip = schedule if unet.noise_skip else None
-        return cls(Denoiser(build_unet(unet, 9, 3), unet.patch_size, skip), steps, eta, schedule)
+        denoiser = Denoiser(build_unet(unet, 9, 3), unet.patch_size, unet.output, schedule)
+        return cls(denoiser, steps, eta, schedule)
 
     def config_dict(self) -> dict[str, Any]:
         return {

@@ -119,7 +119,8 @@ class PretrainedTeacher(Teacher):
     def from_pretrained(cls: type[T], directory: str | Path) -> T:
         record = read_teacher_config(directory)
         if record["teacher"] != cls.name:
-            raise FusionProxyError(f"{Path(directory) / CONFIG_FILE}: a '{record['teacher']}' teacher, not '{cls.name}'")
+            path = Path(directory) / CONFIG_FILE
+            raise FusionProxyError(f"{path}: a '{record['teacher']}' teacher, not '{cls.name}'")
         teacher = cls.from_config(record["config"])
         weights_path = Path(directory) / WEIGHTS_FILE
         if not weights_path.is_file():

@@ -120,6 +120,21 @@ def load_training_config(name_or_path: str, kind: str, overrides: list[str] = ()
         raise FusionProxyError(f"{path}: invalid teacher training config ({error})") from None
 
 
+def load_ddfm_settings(name_or_path: str) -> dict[str, Any]:
+    """DDFM sampling settings (steps, lam, rho) from the bundled `ddfm` file or a YAML path."""
+    path = CONFIG_DIR / "ddfm.yaml" if name_or_path == "ddfm" else Path(name_or_path)
+    if not path.is_file():
+        raise FusionProxyError(f"{path}: DDFM settings file not found")
+    try:
+        settings = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise FusionProxyError(f"{path}: invalid YAML ({error})") from None
+    unknown = set(settings) - {"steps", "lam", "rho"}
+    if unknown:
+        raise FusionProxyError(f"{path}: unknown DDFM setting(s) {', '.join(sorted(unknown))}")
+    return settings
+
+
 # -- data ---------------------------------------------------------------------------------------------------
 def load_natural_images(folder: str | Path, long_side: int) -> tuple[list[np.ndarray], list[str]]:
     """RGB uint8 images of `folder`, resized so the longer side is `long_side`; also the unreadable files."""
