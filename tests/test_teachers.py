@@ -135,3 +135,26 @@ def test_sample_cli_writes_samples_and_mean(tmp_path: Path, roadscene_test_pair)
     assert result.exit_code == 0, result.output
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert written == [f"{ir_path.stem}_mean.png", f"{ir_path.stem}_sample0.png", f"{ir_path.stem}_sample1.png"]
+
+
+@pytest.mark.parametrize("output", ["epsilon", "noise_skip", "clean"])
+def test_denoiser_output_parameterisations(output: str) -> None:
+    """With the UNet's output zeroed, each parameterisation reduces to its closed form."""
+    from fusionproxy.teachers.denoiser import Denoiser, NoiseSchedule, UNetConfig, build_unet
+
+    schedule = NoiseSchedule()
+    config = UNetConfig(block_out_channels=(8, 16), norm_num_groups=4, patch_size=2, output=output)
+    denoiser = Denoiser(build_unet(config, 9, 3), config.patch_size, output, schedule)
+    torch.nn.init.zeros_(denoiser.unet.conv_out.weight)
+    torch.nn.init.zeros_(denoiser.unet.conv_out.bias)
+    x = torch.randn(2, 9, 8, 12)
+    timesteps = torch.tensor([999, 10])
+    abar = schedule.ddpm().alphas_cumprod[timesteps].view(-1, 1, 1, 1)
+    expected = {
+        "epsilon": torch.zeros(2, 3, 8, 12),
+        "noise_skip": (1 - abar).sqrt() * x[:, :3],
+        "clean": x[:, :3] / (1 - abar).sqrt(),
+    }[output]
+    torch.testing.assert_close(denoiser(x, timesteps), expected)
+    with pytest.raises(ValueError):
+        Denoiser(build_unet(config, 9, 3), 2, "velocity", schedule)

@@ -82,6 +82,8 @@ def test_bad_configs_name_the_file(tmp_path: Path) -> None:
     bad.write_text("train: {max_steps: 3, batch_size: 2, bogus: 1}\n")
     with pytest.raises(FusionProxyError, match="bad.yaml"):
         load_training_config(str(bad), "masked")
+    with pytest.raises(FusionProxyError, match="unknown section"):
+        load_training_config("cpu", "masked", ["trian.max_steps=3"])
     with pytest.raises(FusionProxyError, match="KEY=VALUE"):
         load_training_config("cpu", "masked", ["train.max_steps"])
 
@@ -117,3 +119,31 @@ def test_tiny_training_run_lowers_the_loss(kind: str, tmp_path: Path, datasets_d
     assert after < 0.8 * before, (before, after)
     assert (tmp_path / "run" / "validation" / "step-0000040.png").is_file()
     assert load_teacher(tmp_path / "run").identity() == trained.identity()
+
+
+def test_snr_plus_one_weighting_is_the_v_prediction_loss() -> None:
+    """eps-MSE / abar_t == MSE of the implied v = sqrt(abar) eps - sqrt(1 - abar) x0 (1 + SNR times x0-MSE)."""
+    from fusionproxy.teachers.training import EpsilonLoss
+
+    schedule = NoiseSchedule()
+    abar = schedule.ddpm().alphas_cumprod
+    generator = torch.Generator().manual_seed(0)
+    x0 = torch.rand(4, 1, 6, 6, generator=generator) * 2 - 1
+    noise = torch.randn(4, 1, 6, 6, generator=generator)
+    timesteps = torch.tensor([0, 10, 500, 999])
+    a, s = abar[timesteps].sqrt().view(-1, 1, 1, 1), (1 - abar[timesteps]).sqrt().view(-1, 1, 1, 1)
+    noisy = a * x0 + s * noise
+    x0_guess = x0 + 0.1 * torch.randn(x0.shape, generator=generator)
+
+    def model(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return (x - a * x0_guess) / s  # the noise implied by a clean-image estimate
+
+    batch = {"noisy": noisy, "timesteps": timesteps, "noise": noise}
+    weighted, logs = EpsilonLoss(schedule, "snr_plus_one")(model, batch)
+    v_true, v_pred = a * noise - s * x0, a * model(noisy, timesteps) - s * x0_guess
+    torch.testing.assert_close(weighted, (v_pred - v_true).pow(2).mean(), rtol=1e-4, atol=1e-6)
+    uniform, _ = EpsilonLoss(schedule, "uniform")(model, batch)
+    torch.testing.assert_close(uniform, (model(noisy, timesteps) - noise).pow(2).mean())
+    assert logs["eps_mse"] == pytest.approx(float(uniform), rel=1e-5)
+    with pytest.raises(FusionProxyError):
+        EpsilonLoss(schedule, "bogus")

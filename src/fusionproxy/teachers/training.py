@@ -4,7 +4,7 @@
 (`masking.make_views`). `prior`: DDFM's unconditional prior learns to denoise clean crops (luminance or RGB).
 Both use epsilon prediction with the DDPM training schedule (DDPMScheduler.add_noise). Every random draw of an
 item (crop, flips, views, degradation, timestep, noise) comes from `training.item_generator(seed, epoch, i)`.
-Configs are YAML files with sections `teacher`, `data`, `train`, `validation`; the names `cpu` and `gpu`
+Configs are YAML files with sections `teacher`, `data`, `loss`, `train`, `validation`; the names `cpu` and `gpu`
 resolve to the files shipped in `fusionproxy/configs/teachers/`.
 """
 
@@ -65,6 +65,7 @@ class TeacherTrainingConfig:
     data: DataConfig
     train: TrainConfig
     validation: ValidationConfig
+    loss_weighting: str = "uniform"  # see EpsilonLoss
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +73,7 @@ class TeacherTrainingConfig:
             "data": dataclasses.asdict(self.data),
             "train": self.train.to_dict(),
             "validation": dataclasses.asdict(self.validation),
+            "loss": {"weighting": self.loss_weighting},
         }
 
 
@@ -106,6 +108,9 @@ def load_training_config(name_or_path: str, kind: str, overrides: list[str] = ()
     path = resolve_config_path(name_or_path, kind)
     try:
         raw = apply_overrides(yaml.safe_load(path.read_text()) or {}, list(overrides))
+        unknown = set(raw) - {"teacher", "data", "loss", "train", "validation"}
+        if unknown:
+            raise FusionProxyError(f"unknown section(s) {', '.join(sorted(unknown))}")
         data = dict(raw.get("data", {}))
         data["masking"] = MaskingConfig(**data.get("masking", {}))
         return TeacherTrainingConfig(
@@ -113,6 +118,7 @@ def load_training_config(name_or_path: str, kind: str, overrides: list[str] = ()
             data=DataConfig(**data),
             train=TrainConfig.from_dict(raw["train"]),
             validation=ValidationConfig(**raw.get("validation", {})),
+            loss_weighting=raw.get("loss", {}).get("weighting", "uniform"),
         )
     except FusionProxyError as error:
         raise FusionProxyError(f"{path}: {error}") from None
@@ -229,15 +235,32 @@ class PriorDataset(NaturalCrops):
         return self.noised(clean * 2 - 1, generator)
 
 
-def masked_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-    """Epsilon-prediction MSE of the masked teacher."""
-    predicted = model(batch["noisy"], batch["timesteps"], batch["view_a"], batch["view_b"])
-    return F.mse_loss(predicted, batch["noise"]), {}
+class EpsilonLoss:
+    """The epsilon-prediction MSE, per item weighted by `weighting`.
 
+    "uniform": the DDPM simple loss. "snr_plus_one": divided by abar_t, which equals the v-prediction loss, i.e.
+    (1 + SNR_t) x the clean-image MSE; with the `clean` output it keeps weight on the high-noise steps, whose
+    clean estimates the uniform loss leaves untrained (weight SNR_t -> 0) and whose errors a few-step sampler
+    otherwise carries into the final sample.
+    """
 
-def prior_loss(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-    """Epsilon-prediction MSE of the DDFM prior."""
-    return F.mse_loss(model(batch["noisy"], batch["timesteps"]), batch["noise"]), {}
+    WEIGHTINGS = ("uniform", "snr_plus_one")
+
+    def __init__(self, schedule: NoiseSchedule, weighting: str = "uniform", conditional: bool = False) -> None:
+        if weighting not in self.WEIGHTINGS:
+            raise FusionProxyError(f"unknown loss weighting '{weighting}' (known: {', '.join(self.WEIGHTINGS)})")
+        self.alphas_cumprod = schedule.ddpm().alphas_cumprod
+        self.weighting, self.conditional = weighting, conditional
+
+    def __call__(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        inputs = [batch["noisy"], batch["timesteps"]]
+        if self.conditional:
+            inputs += [batch["view_a"], batch["view_b"]]
+        per_item = (model(*inputs) - batch["noise"]).pow(2).mean(dim=(1, 2, 3))
+        if self.weighting == "uniform":
+            return per_item.mean(), {}
+        weights = 1.0 / self.alphas_cumprod.to(per_item.device)[batch["timesteps"]]
+        return (per_item * weights).mean(), {"eps_mse": float(per_item.detach().mean())}
 
 
 # -- validation ---------------------------------------------------------------------------------------------
@@ -284,10 +307,12 @@ def build_training(
     seed = config.train.seed
     if kind == "masked":
         teacher = MaskedDiffusionTeacher.build(**config.teacher)
-        return teacher, MaskedViewsDataset(images, config.data, seed, teacher.schedule), masked_loss
+        loss = EpsilonLoss(teacher.schedule, config.loss_weighting, conditional=True)
+        return teacher, MaskedViewsDataset(images, config.data, seed, teacher.schedule), loss
     if kind == "prior":
         teacher = DDFMTeacher.build(**config.teacher)
-        return teacher, PriorDataset(images, config.data, seed, teacher.schedule, teacher.channels), prior_loss
+        loss = EpsilonLoss(teacher.schedule, config.loss_weighting)
+        return teacher, PriorDataset(images, config.data, seed, teacher.schedule, teacher.channels), loss
     raise FusionProxyError(f"unknown teacher training '{kind}' (known: {', '.join(KINDS)})")
 
 
