@@ -95,7 +95,7 @@ def test_bundled_configs_and_overrides(tmp_path: Path) -> None:
     path = tmp_path / "mine.yaml"
     path.write_text("train: {max_steps: 3, batch_size: 1}\nloss: {pixel_weighting: uniform}\n")
     assert load_config(str(path)).loss.pixel_weighting == "uniform"
-    with pytest.raises(FusionProxyError, match="no such config"):
+    with pytest.raises(FusionProxyError, match="no such distill config"):
         load_config("laptop")
     with pytest.raises(FusionProxyError, match="unknown"):
         load_config(str(path), ["loss.lambda_pixel=1"])

@@ -77,7 +77,7 @@ def test_recipe_validation(tmp_path) -> None:
     bad.write_text("train: {max_steps: 1, batch_size: 1}\ncrop: 100\n")
     with pytest.raises(FusionProxyError, match="multiple of 64"):
         DTPFRecipe.load(str(bad), "teacher")
-    with pytest.raises(FusionProxyError, match="no bundled DTPF teacher config"):
+    with pytest.raises(FusionProxyError, match="no such dtpf config"):
         DTPFRecipe.load("tpu", "teacher")
 
 

@@ -16,17 +16,16 @@ import platform
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import kornia
 import numpy as np
 import torch
-import yaml
 from torch import nn
 from torch.utils.data import Dataset
 
+from .config_files import load_config_file
 from .errors import FusionProxyError
 from .io import write_image
 from .losses import DistillationLoss, DistillLossConfig
@@ -91,46 +90,9 @@ class DistillConfig:
         }
 
 
-def config_path(name_or_path: str) -> Path:
-    """A bundled config name (`cpu`, `gpu`) or a YAML file path."""
-    candidate = Path(name_or_path)
-    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
-        if not candidate.is_file():
-            raise FusionProxyError(f"{candidate}: config file not found")
-        return candidate
-    bundled = resources.files("fusionproxy").joinpath(f"configs/distill/{name_or_path}.yaml")
-    if not bundled.is_file():
-        names = sorted(p.name.removesuffix(".yaml") for p in bundled.parent.iterdir() if p.name.endswith(".yaml"))
-        raise FusionProxyError(f"{name_or_path}: no such config (bundled: {', '.join(names)}; or a .yaml path)")
-    return Path(str(bundled))
-
-
-def apply_overrides(values: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """Apply `section.key=value` overrides (values parsed as YAML, so `.inf`, `[a, b]`, `null` work)."""
-    for override in overrides:
-        key, sep, text = override.partition("=")
-        if not sep or not key:
-            raise FusionProxyError(f"--set {override}: expected key=value, e.g. loss.tau=0.5")
-        *parents, leaf = key.split(".")
-        node = values
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise FusionProxyError(f"--set {override}: '{part}' is not a section")
-        value = yaml.safe_load(text)
-        node[leaf] = float(value) if isinstance(value, str) and value.lower() in ("inf", "+inf") else value
-    return values
-
-
 def load_config(name_or_path: str, overrides: Sequence[str] = ()) -> DistillConfig:
-    path = config_path(name_or_path)
-    try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise FusionProxyError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from None
-    if not isinstance(values, dict):
-        raise FusionProxyError(f"{path}: expected a mapping of options")
-    return DistillConfig.from_dict(apply_overrides(values, overrides), where=str(path))
+    values, path = load_config_file(name_or_path, "distill", overrides=overrides)
+    return DistillConfig.from_dict(values, where=str(path))
 
 
 # ----- data ----------------------------------------------------------------------------------------------

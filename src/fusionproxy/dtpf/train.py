@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-import yaml
 
+from ..config_files import load_config_file
 from ..errors import FusionProxyError
 from ..training import TrainConfig, Trainer
 from .data import DTPFPairDataset, resolve_events, training_pairs, write_events
@@ -49,23 +48,9 @@ class DTPFRecipe:
     @classmethod
     def load(cls, name_or_path: str, stage: str, overrides: Sequence[str] = ()) -> "DTPFRecipe":
         """A bundled config (`cpu`, `gpu`) of `stage` ("teacher" or "distill"), or a YAML file."""
-        from ..distill import apply_overrides
-
-        path = Path(name_or_path)
-        if path.suffix not in (".yaml", ".yml") and not path.exists():
-            bundled = resources.files("fusionproxy").joinpath(f"configs/dtpf/{stage}_{name_or_path}.yaml")
-            if not bundled.is_file():
-                raise FusionProxyError(f"{name_or_path}: no bundled DTPF {stage} config (cpu, gpu) and no such file")
-            path = Path(str(bundled))
-        if not path.is_file():
-            raise FusionProxyError(f"{path}: config file not found")
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as error:
-            raise FusionProxyError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from None
-        if not isinstance(values, dict) or "train" not in values:
+        values, path = load_config_file(name_or_path, "dtpf", prefix=f"{stage}_", overrides=overrides)
+        if "train" not in values:
             raise FusionProxyError(f"{path}: expected a mapping with a 'train' section")
-        values = apply_overrides(values, overrides)
         unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise FusionProxyError(f"{path}: unknown option(s) {', '.join(sorted(unknown))}")

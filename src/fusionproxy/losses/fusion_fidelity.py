@@ -39,11 +39,6 @@ class FidelityWeights:
     ssim_ir: float = 1.0  # DTPF Eq. 14, infrared part (lambda_ssim * delta_ir)
     color: float = 1.0  # DTPF Eq. 16
 
-    @classmethod
-    def dtpf_teacher(cls, delta_ir: float = 1.0) -> "FidelityWeights":
-        """DTPF's published teacher weights {int, ssim, grad, color} = {24, 40, 48, 12} (DTPF Sec. IV-A)."""
-        return cls(intensity=24.0, gradient=48.0, ssim_vis=40.0, ssim_ir=40.0 * delta_ir, color=12.0)
-
     def to_dict(self) -> dict[str, float]:
         return dataclasses.asdict(self)
 

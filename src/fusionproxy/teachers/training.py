@@ -25,6 +25,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..config_files import load_config_file
 from ..errors import FusionProxyError
 from ..io import IMAGE_SUFFIXES, ImageReadError, find_dataset_pairs, ir_to_tensor, read_ir, read_vis, vis_to_tensor
 from ..training import TrainConfig, Trainer, item_generator
@@ -34,7 +35,6 @@ from .masked import MaskedDiffusionTeacher
 from .masking import MaskingConfig, make_views
 from .pretrained import PretrainedTeacher
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "teachers"
 KINDS = ("masked", "prior")
 
 
@@ -77,37 +77,10 @@ class TeacherTrainingConfig:
         }
 
 
-def resolve_config_path(name_or_path: str, kind: str) -> Path:
-    """`cpu` / `gpu` -> the shipped `<kind>_<name>.yaml`; anything else is a path to a YAML file."""
-    if name_or_path in ("cpu", "gpu"):
-        return CONFIG_DIR / f"{kind}_{name_or_path}.yaml"
-    path = Path(name_or_path)
-    if not path.is_file():
-        raise FusionProxyError(f"{path}: config file not found (or use the names 'cpu' / 'gpu')")
-    return path
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """`section.key=value` (dots for nesting; the value is parsed as YAML) set into the raw config."""
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise FusionProxyError(f"--set {item}: expected KEY=VALUE, e.g. train.max_steps=100")
-        node = raw
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise FusionProxyError(f"--set {item}: '{part}' is not a section")
-        node[leaf] = yaml.safe_load(value)
-    return raw
-
-
 def load_training_config(name_or_path: str, kind: str, overrides: list[str] = ()) -> TeacherTrainingConfig:
     """The config `cpu`, `gpu` or a YAML path for `kind` ("masked" / "prior"), with `--set` overrides."""
-    path = resolve_config_path(name_or_path, kind)
+    raw, path = load_config_file(name_or_path, "teachers", prefix=f"{kind}_", overrides=overrides)
     try:
-        raw = apply_overrides(yaml.safe_load(path.read_text()) or {}, list(overrides))
         unknown = set(raw) - {"teacher", "data", "loss", "train", "validation"}
         if unknown:
             raise FusionProxyError(f"unknown section(s) {', '.join(sorted(unknown))}")
@@ -128,13 +101,7 @@ def load_training_config(name_or_path: str, kind: str, overrides: list[str] = ()
 
 def load_ddfm_settings(name_or_path: str) -> dict[str, Any]:
     """DDFM sampling settings (steps, lam, rho) from the bundled `ddfm` file or a YAML path."""
-    path = CONFIG_DIR / "ddfm.yaml" if name_or_path == "ddfm" else Path(name_or_path)
-    if not path.is_file():
-        raise FusionProxyError(f"{path}: DDFM settings file not found")
-    try:
-        settings = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise FusionProxyError(f"{path}: invalid YAML ({error})") from None
+    settings, path = load_config_file(name_or_path, "teachers")
     unknown = set(settings) - {"steps", "lam", "rho"}
     if unknown:
         raise FusionProxyError(f"{path}: unknown DDFM setting(s) {', '.join(sorted(unknown))}")
