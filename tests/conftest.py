@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# The suite's networks are tiny: a second OpenMP thread only adds synchronisation, which is very slow when the
+# two cores are busy. Set before torch loads so CLI subprocesses started by tests inherit it too.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import pytest
@@ -36,6 +41,10 @@ def synthetic_pair() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @pytest.fixture(autouse=True)
-def _seed_everything() -> None:
+def _seed_and_one_thread():
     torch.manual_seed(0)
     np.random.seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -16,15 +16,6 @@ from fusionproxy.errors import FusionProxyError
 from fusionproxy.students import create_student
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One thread for tiny tensors (see test_students.py); benchmark() sets the count it is given."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _ultralight() -> torch.nn.Module:
     torch.manual_seed(0)
     return create_student("ultralight", widths=(8, 16), depths=(1, 1), decoder_depths=(1,))

@@ -62,8 +62,3 @@ def test_weighted_total_per_item_weights_and_skipped_terms() -> None:
     total.backward()
     assert fused.grad is not None and fused.grad.abs().sum() > 0
 
-
-def test_dtpf_teacher_weights() -> None:
-    weights = FidelityWeights.dtpf_teacher(delta_ir=0.5)
-    assert (weights.intensity, weights.ssim_vis, weights.gradient, weights.color) == (24, 40, 48, 12)
-    assert weights.ssim_ir == 20

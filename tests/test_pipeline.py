@@ -1,7 +1,7 @@
 """`fusionproxy pipeline`: the plan of each bundled config (checked against the real CLI's options), stage
 order, the state file, skipping finished stages, resuming after a failure, --from/--until, config changes and
 the evaluation variants sharing fused outputs. Stages run through a recording runner here; the real smoke chain
-(`fusionproxy pipeline --config smoke`) takes minutes on the shared CPU and is run by hand (docs/pipeline.md)."""
+(`fusionproxy pipeline --config smoke`) takes minutes on the shared CPU and is run by hand (README.md)."""
 
 from __future__ import annotations
 
@@ -172,6 +172,15 @@ def test_changed_commands_rerun_that_stage_and_every_later_one(tmp_path: Path) -
     run_pipeline(config, tmp_path, runner=changed, log=messages.append)
     assert changed.stages() == ["distill", "evaluate", "evaluate", "bench"]
     assert any("commands changed" in m for m in messages)
+
+
+def test_set_overrides_reach_the_stage_commands(tmp_path: Path) -> None:
+    config = load_config("smoke", ["distill.student=mobile_unet", "cache.samples_per_teacher=3", "isolate=true"])
+    stages = {s.name: s.commands for s in plan(config, tmp_path)}
+    assert stages["distill"][0][stages["distill"][0].index("--student") + 1] == "mobile_unet"
+    assert stages["cache"][0][stages["cache"][0].index("--samples-per-teacher") + 1] == "3" and config.isolate
+    with pytest.raises(FusionProxyError, match="--set distill: expected key=value"):
+        load_config("smoke", ["distill"])
 
 
 def test_bad_configs_name_the_file_and_the_problem(tmp_path: Path) -> None:

@@ -15,15 +15,6 @@ OURS = ("convnext_unet", "mobile_unet", "ultralight")  # dtpf_student is tested 
 SIZES = [(17, 17), (37, 53), (8, 100), (64, 32)]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: a second OpenMP thread only adds synchronisation, which is very slow on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _pair(batch: int, height: int, width: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     return torch.rand(batch, 1, height, width, generator=generator), torch.rand(batch, 3, height, width,

@@ -13,15 +13,6 @@ from fusionproxy.teachers import create_teacher, list_teachers, load_teacher
 from fusionproxy.teachers.ddfm import DDFMTeacher
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: OpenMP threads only add synchronisation cost (a lot of it on a busy CPU)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 TINY_UNET = {"block_out_channels": [8, 16], "norm_num_groups": 4, "patch_size": 2}
 VARIANTS = {
     "masked": ("masked", {}),

@@ -23,15 +23,6 @@ from fusionproxy.teachers.training import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: OpenMP threads only add synchronisation cost (a lot of it on a busy CPU)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _images(count: int = 3, seed: int = 0) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:40, 0:50]

