@@ -11,15 +11,17 @@ class FoundationBackbone(nn.Module):
 
     Applies its own input normalisation. Weights are frozen and in eval mode, but gradients flow to the
     input, because the distillation loss differentiates through it on the student's output.
-    `identity()` names the backbone and a checksum of its weights ("random-init" when it has none).
+    `identity()` names the backbone and a checksum of its weights ("random-init" when it has none); subclasses
+    set `_checksum` when they load their weights.
     """
 
     name: str
     out_channels: int
     random_init: bool = False
+    _checksum: str
 
     def identity(self) -> str:
-        raise NotImplementedError
+        return f"{self.name}:{self._checksum}"
 
     def train(self, mode: bool = True) -> "FoundationBackbone":
         # Frozen: stay in eval mode whatever the caller asks (dropout / norm statistics never change).

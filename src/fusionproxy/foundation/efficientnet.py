@@ -99,9 +99,6 @@ class EfficientNetLite0Backbone(FoundationBackbone):
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
         return self.net.features((rgb - 0.5) / 0.5, STRIDE16_BLOCKS)
 
-    def identity(self) -> str:
-        return f"{self.name}:{self._checksum}"
-
 
 def _register() -> None:
     from . import BACKBONES

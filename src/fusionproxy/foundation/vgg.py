@@ -63,9 +63,6 @@ class VGG16Relu33(FoundationBackbone):
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
         return self.features(self.normalize(rgb))
 
-    def identity(self) -> str:
-        return f"{self.name}:{self._checksum}"
-
 
 def _register() -> None:
     from . import BACKBONES

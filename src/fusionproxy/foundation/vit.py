@@ -97,9 +97,6 @@ class ViTBackbone(FoundationBackbone):
         patches = hidden[self.block][:, -h * w :]  # drop the CLS token
         return patches.transpose(1, 2).reshape(rgb.shape[0], -1, h, w)
 
-    def identity(self) -> str:
-        return f"{self.name}:{self._checksum}"
-
 
 def _processor_stats(directory: Path, mean: tuple, std: tuple) -> tuple[tuple, tuple]:
     config = directory / "preprocessor_config.json"
