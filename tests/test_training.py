@@ -94,6 +94,7 @@ def test_two_processes_equal_one(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
                str(script), str(tmp_path / "double"), str(tmp_path / "double.pt")]
     subprocess.run(command, check=True, env=env, capture_output=True, timeout=300)
-    state = torch.load(tmp_path / "double.pt")
+    saved = torch.load(tmp_path / "double.pt")
+    assert saved["processes"] == 2
     for name, value in reference.state_dict().items():
-        torch.testing.assert_close(state[name], value, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(saved["weights"][name], value, rtol=1e-5, atol=1e-6)

@@ -12,6 +12,7 @@ import csv
 import dataclasses
 import hashlib
 import json
+import os
 import shutil
 import signal
 import time
@@ -212,7 +213,11 @@ class Trainer:
     # -- the loop ---------------------------------------------------------------------------------------
     def train(self) -> nn.Module:
         config = self.config
+        # Accelerate sets up multi-process CPU training (gloo) only when told to use the CPU; without it, ranks
+        # launched by torchrun on a machine without CUDA each silently train alone.
+        distributed_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
         accelerator = Accelerator(
+            cpu=distributed_cpu,
             mixed_precision=config.mixed_precision,
             step_scheduler_with_optimizer=False,
             dataloader_config=DataLoaderConfiguration(split_batches=True),
