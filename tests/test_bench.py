@@ -102,6 +102,32 @@ def test_cli_compare_writes_json(tmp_path: Path, roadscene_test_pair: tuple[Path
     assert all(r["error"] is None and r["median_ms"] > 0 for r in rows)
 
 
+def test_cli_teacher_sample_time_and_speedup(tmp_path: Path) -> None:
+    from fusionproxy.teachers import create_teacher
+
+    teacher_dir = tmp_path / "teacher"
+    torch.manual_seed(0)
+    create_teacher("masked", unet={"block_out_channels": [8, 16], "norm_num_groups": 4, "patch_size": 2},
+                   steps=3).save_pretrained(teacher_dir)
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(app, [
+        "bench", "ultralight", "--sizes", "32x48", "--runs", "2", "--warmup", "1", "--threads", "1",
+        "--backends", "eager", "--teacher", str(teacher_dir), "--teacher-runs", "2", "--json", str(out),
+    ])
+    assert result.exit_code == 0, result.output
+    record = json.loads(out.read_text())
+    teacher_row = record["results"][-1]
+    assert (teacher_row["model"], teacher_row["backend"]) == ("teacher:teacher", "sample")
+    assert teacher_row["median_ms"] > 0 and teacher_row["parameters"] > 0
+    [speedup] = record["speedups"]
+    student_ms = record["results"][0]["median_ms"]
+    assert speedup["student"] == "ultralight eager"
+    assert speedup["speedup"] == pytest.approx(teacher_row["median_ms"] / student_ms)
+    assert "speed-up at 32x48" in result.output
+    bad = CliRunner().invoke(app, ["bench", "ultralight", "--teacher", str(tmp_path)])
+    assert isinstance(bad.exception, FusionProxyError) and "not a trained teacher directory" in str(bad.exception)
+
+
 @pytest.mark.parametrize(
     "args, message",
     [(["bench", "no_such_student"], "no_such_student: neither a model directory nor a student"),

@@ -292,3 +292,21 @@ def test_a_method_failing_on_one_input_does_not_stop_the_others(dataset: Path, t
     assert "b.png: unreadable image" in result.failures[2]
     assert "no fused image for pairs/c" in result.failures[3] and len(result.failures) == 4
     assert list(result.grid_panels.values()) == [2]  # neither method has an output for b
+
+
+def test_mean_of_methods_averages_their_outputs(dataset: Path, tmp_path: Path) -> None:
+    methods = [parse_method("baseline:average"), parse_method("baseline:max"),
+               parse_method("both=mean:average+max")]
+    result = evaluate([dataset], methods, tmp_path / "out", conventions=["cddfuse"], progress=False, grid=[])
+    assert {r["method"] for r in result.rows} == {"average", "max", "both"} and len(result.rows) == 9
+    fused = tmp_path / "out" / "fused"
+    for stem in "abc":
+        parts = [cv2.imread(str(fused / m / "pairs" / "aligned" / f"{stem}.png")).astype(np.float32)
+                 for m in ("average", "max")]
+        mean = cv2.imread(str(fused / "both" / "pairs" / "aligned" / f"{stem}.png")).astype(np.float32)
+        assert np.abs(mean - (parts[0] + parts[1]) / 2).max() <= 0.5 + 1e-6
+        assert np.abs(mean - parts[0]).max() > 1  # a real mix, not a copy of one part
+    with pytest.raises(FusionProxyError, match="nope must name other computed methods"):
+        evaluate([dataset], [methods[0], parse_method("mean:average+nope")], tmp_path / "out2", progress=False)
+    with pytest.raises(FusionProxyError, match="needs at least two"):
+        parse_method("mean:average")

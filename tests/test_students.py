@@ -9,7 +9,7 @@ import torch
 
 from fusionproxy.students import create_student, list_students
 from fusionproxy.students.blocks import GRN, ConvNeXtV2Block, FusionHead, LayerNorm2d
-from fusionproxy.students.dual_unet import LOGIT_EPS, residual_over
+from fusionproxy.students.dual_unet import blend_sources
 
 OURS = ("convnext_unet", "mobile_unet", "ultralight")  # dtpf_student is tested with the DTPF code
 SIZES = [(17, 17), (37, 53), (8, 100), (64, 32)]
@@ -89,7 +89,7 @@ def test_fresh_student_starts_near_the_visible_image(name: str) -> None:
     ir, vis = _pair(1, 64, 64)
     with torch.no_grad():
         rgb = _seeded(name)(ir, vis)
-    assert (rgb - vis.clamp(LOGIT_EPS, 1 - LOGIT_EPS)).abs().mean() < 0.02
+    assert (rgb - vis).abs().mean() < 0.02
 
 
 @pytest.mark.parametrize("name", OURS)
@@ -133,13 +133,25 @@ def test_fusion_head_is_eq13_on_a_hand_made_case() -> None:
         assert torch.allclose(head(f_ir, f_vis), 2 * f_ir + f_vis, atol=1e-3)
 
 
-def test_residual_over_is_sigmoid_of_logit_plus_residual() -> None:
+def test_blend_sources_is_a_per_pixel_affine_mix_of_the_sources() -> None:
     generator = torch.Generator().manual_seed(0)
-    base = torch.rand(1, 3, 8, 12, generator=generator)
-    logits = torch.randn(1, 3 * 4, 4, 6, generator=generator) * 3
-    expected = torch.sigmoid(torch.logit(base, eps=LOGIT_EPS) + torch.nn.functional.pixel_shuffle(logits, 2))
-    assert torch.allclose(residual_over(base, logits, 2), expected, atol=1e-6)
-    assert torch.allclose(residual_over(base, torch.zeros_like(logits), 2), base.clamp(LOGIT_EPS, 1 - LOGIT_EPS))
+    ir, vis = torch.rand(1, 1, 8, 12, generator=generator), torch.rand(1, 3, 8, 12, generator=generator)
+    coefficients = torch.randn(1, 9 * 4, 4, 6, generator=generator)
+    a, b, c = torch.nn.functional.pixel_shuffle(coefficients, 2).split(3, dim=1)
+    assert torch.allclose(blend_sources(ir, vis, coefficients, 2), (1 + a) * vis + b * ir + c, atol=1e-6)
+    assert torch.equal(blend_sources(ir, vis, torch.zeros_like(coefficients), 2), vis)
+
+
+@pytest.mark.parametrize("name", OURS)
+def test_output_is_clamped_to_the_unit_range_at_inference(name: str) -> None:
+    model = _seeded(name)
+    with torch.no_grad():
+        model.rgb_head.bias.fill_(3.0)  # pushes every pixel far above 1
+        ir, vis = _pair(2, 128, 128)
+        model.train()
+        assert model(ir, vis).max() > 1.5  # training: unclamped, so the loss still sees the overshoot
+        model.eval()
+        assert model(ir, vis).max() == 1.0 and model(ir, vis).min() >= 0.0
 
 
 def test_grn_and_convnext_block_start_as_identity_on_the_mlp_path() -> None:

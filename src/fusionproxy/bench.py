@@ -10,6 +10,9 @@ Backends:
                     (onnxruntime.quantization.quantize_dynamic)
   onnxruntime-qdq   static int8 (QDQ format), activations calibrated on the benchmark pair and its mirror
 
+`bench_teacher` times one diffusion teacher sample (the whole sampling chain, B=1) at the same sizes, which
+gives the distillation speed-up: teacher sample time / student latency at the same resolution.
+
 Latency is wall-clock time per call of the whole module (padding, both encoders, decoder, output) on one
 B=1 frame, after `warmup` calls; we report the median, p90 and minimum over `runs` calls. On a shared machine
 the minimum is the closest to the uncontended latency. Quality cost is the PSNR of each backend's output
@@ -295,6 +298,50 @@ def benchmark(
                 median = float(np.median(seconds))
                 results.append(BenchResult(
                     backend=backend, median_ms=1e3 * median, p90_ms=1e3 * float(np.percentile(seconds, 90)),
-                    min_ms=1e3 * float(seconds.min()), cpu_ms=1e3 * float(np.median(cpu_seconds)), fps=1.0 / median, psnr_db=psnr(output, reference), **common,
+                    min_ms=1e3 * float(seconds.min()), cpu_ms=1e3 * float(np.median(cpu_seconds)), fps=1.0 / median,
+                    psnr_db=psnr(output, reference), **common,
                 ))
     return results
+
+
+def bench_teacher(
+    teacher_dir: Path,
+    sizes: list[tuple[int, int]] | tuple[tuple[int, int], ...] = DEFAULT_SIZES,
+    runs: int = 3,
+    threads: int | None = None,
+    pair: tuple[Path, Path] | None = None,
+    seed: int = 0,
+) -> list[BenchResult]:
+    """One teacher sample's time (backend `sample`) per size: `teacher.sample(ir, vis, 1, seed)`, one warm-up."""
+    from .teachers import load_teacher
+
+    threads = threads or torch.get_num_threads()
+    torch.set_num_threads(threads)
+    teacher = load_teacher(teacher_dir)
+    label = f"teacher:{Path(teacher_dir).name}"
+    parameters = sum(p.numel() for p in teacher.parameters())
+    results = []
+    for height, width in sizes:
+        ir, vis = bench_inputs(height, width, pair)
+        with torch.inference_mode():
+            seconds, cpu_seconds, _ = time_runner(lambda: teacher.sample(ir, vis, 1, seed), runs, warmup=1)
+        median = float(np.median(seconds))
+        results.append(BenchResult(
+            model=label, backend="sample", height=height, width=width, threads=threads, parameters=parameters,
+            gflops=float("nan"), runs=runs, median_ms=1e3 * median, p90_ms=1e3 * float(np.percentile(seconds, 90)),
+            min_ms=1e3 * float(seconds.min()), cpu_ms=1e3 * float(np.median(cpu_seconds)), fps=1.0 / median,
+        ))
+    return results
+
+
+def speedups(results: list[BenchResult]) -> list[tuple[str, str, float, str, float, float]]:
+    """Per size and teacher: (size, teacher, teacher ms, fastest student backend, its ms, speed-up)."""
+    rows = []
+    for teacher in (r for r in results if r.backend == "sample" and r.median_ms):
+        students = [r for r in results if r.backend != "sample" and r.median_ms and
+                    (r.height, r.width) == (teacher.height, teacher.width)]
+        if students:
+            best = min(students, key=lambda r: r.median_ms)
+            rows.append((f"{teacher.height}x{teacher.width}", teacher.model, teacher.median_ms,
+                         f"{best.model} {best.backend}", best.median_ms, teacher.median_ms / best.median_ms))
+    return rows

@@ -186,6 +186,21 @@ class Validator:
 
 
 # ----- the run -------------------------------------------------------------------------------------------
+def mean_log_variance(items: Dataset, indices: Sequence[int], eps: float) -> float:
+    """The mean over the training items' pixels of log(sigma^2 + eps), the uncertainty head's target."""
+    return float(np.mean([float(torch.log(torch.as_tensor(items[i]["var"]) + eps).mean()) for i in indices]))
+
+
+def start_uncertainty_head(student: FusionStudent, log_variance: float) -> None:
+    """Start the log-variance head at the training set's mean log-variance (its bias; weights stay small).
+
+    The head reads detached features and moves by about the learning rate per step, so from 0 it would spend
+    thousands of steps just reaching the variance's scale (log(1e-3) = -6.9 where the teachers agree).
+    """
+    with torch.no_grad():
+        student.log_variance_head[0].bias.fill_(log_variance)
+
+
 def split_items(num_items: int, val_items: int, has_val_cache: bool) -> tuple[list[int], list[int]]:
     """(train indices, validation indices): the last `val_items` are held out unless a val cache exists."""
     if has_val_cache or val_items == 0:
@@ -226,6 +241,8 @@ def distill(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(train_config.seed)  # the same initial student in every process and every rerun
         student = create_student(student_name, **config.student)
+    if getattr(student, "log_variance_head", None) is not None:
+        start_uncertainty_head(student, mean_log_variance(items, train_indices, config.loss.eps))
     loss = DistillationLoss(config.loss, panel, sigma, mean_var)
     run_info = {
         "student": student_name,

@@ -66,7 +66,11 @@ def register(app: typer.Typer) -> None:
         threads: Optional[int] = typer.Option(None, min=1, help="CPU threads (default: torch's default)."),
         ir: Optional[Path] = typer.Option(None, help="IR image of a real pair to run on (default: seeded synthetic)."),
         vis: Optional[Path] = typer.Option(None, help="VIS image of that pair."),
-        seed: int = typer.Option(0, help="Seed of randomly initialised students."),
+        seed: int = typer.Option(0, help="Seed of randomly initialised students and of teacher sampling."),
+        teacher: Optional[list[Path]] = typer.Option(
+            None, help="A trained teacher directory: also time one sample of it per size (repeatable); prints "
+            "the speed-up of the fastest student backend over it."),
+        teacher_runs: int = typer.Option(3, min=1, help="Timed samples per teacher and size."),
         json_path: Optional[Path] = typer.Option(None, "--json", help="Write all results and the environment here."),
     ) -> None:
         """Benchmark fusion networks: parameters, GFLOPs, latency (median/p90/min), CPU time, FPS, PSNR vs fp32.
@@ -81,6 +85,9 @@ def register(app: typer.Typer) -> None:
             targets.insert(0, target)
         if not targets:
             raise FusionProxyError("bench: give a student name or model directory, or --compare a,b,c")
+        for directory in teacher or ():
+            if not (directory / "config.json").is_file():
+                raise FusionProxyError(f"{directory}: not a trained teacher directory (no config.json)")
         if (ir is None) != (vis is None):
             raise FusionProxyError("bench: --ir and --vis go together (a real pair), or neither (synthetic)")
         pair = (ir, vis) if ir is not None and vis is not None else None
@@ -98,6 +105,9 @@ def register(app: typer.Typer) -> None:
                     model, label, size_list, backend_list, runs=runs, warmup=warmup, threads=threads, pair=pair,
                     on_step=lambda step: status.update(f"benchmarking {step}"),
                 )
+            for directory in teacher or ():
+                status.update(f"sampling teacher {directory}")
+                results += bench_lib.bench_teacher(directory, size_list, teacher_runs, threads, pair, seed)
         environment = bench_lib.environment()
         title = (f"{results[0].threads} threads, {runs} runs, input: {'real pair' if pair else 'synthetic'}, "
                  f"bf16 native: {environment['bf16_native']}")
@@ -105,9 +115,14 @@ def register(app: typer.Typer) -> None:
         if not out.is_terminal:  # a pipe or file gets 80 columns by default, which truncates the table
             out = Console(width=160)
         out.print(results_table(results, title))
+        for size, name, teacher_ms, student, student_ms, speedup in bench_lib.speedups(results):
+            out.print(f"speed-up at {size}: {name} one sample {teacher_ms / 1e3:.2f} s / {student} "
+                      f"{student_ms:.1f} ms = {speedup:,.0f}x")
         if json_path is not None:
             json_path.parent.mkdir(parents=True, exist_ok=True)
             record = {"environment": environment, "runs": runs, "warmup": warmup,
+                      "speedups": [dict(zip(("size", "teacher", "teacher_ms", "student", "student_ms", "speedup"), row))
+                                   for row in bench_lib.speedups(results)],
                       "input": [str(p) for p in pair] if pair else "synthetic",
                       "results": [r.to_dict() for r in results]}
             json_path.write_text(json.dumps(record, indent=2) + "\n")

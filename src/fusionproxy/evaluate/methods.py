@@ -5,6 +5,9 @@ SPEC is one of
 - `teacher:DIR[:N]`      a diffusion teacher: one sample, or the mean of an N-sample ensemble (seeded per image),
 - `model:DIR`            a trained student directory (`FusionProxy.from_pretrained`; `model:default` = bundled),
 - `folder:DIR`           fused images of any other method, matched by stem (`DIR/<dataset>/` if it exists),
+- `mean:A+B[+...]`       the pixel mean of other methods' outputs in the same evaluation (by name): with the
+                         rows `teacher:D1:N` and `teacher:D2:N` it is the 2N-sample ensemble mean of Eq. 3, the
+                         student's distillation target, at no extra sampling cost,
 - `DIR`                  `model:` if it holds a config.json, else `folder:` if it holds images, else `model:`.
 Models and teachers load lazily, so a rerun whose outputs are all cached never loads weights.
 """
@@ -100,6 +103,13 @@ class FolderMethod(Method):
         return None
 
 
+@dataclass
+class MeanMethod(Method):
+    """Resolved by the evaluation, which averages the cached outputs of the methods named in `parts`."""
+
+    parts: tuple[str, ...] = ()
+
+
 def _has_images(directory: Path) -> bool:
     candidates = [directory, *(p for p in directory.iterdir() if p.is_dir())]
     return any(p.suffix.lower() in IMAGE_SUFFIXES for folder in candidates for p in folder.iterdir())
@@ -130,6 +140,11 @@ def parse_method(text: str) -> Method:
         path = _existing_dir(directory, text)
         label = name or (f"{path.name}-x{count}" if int(count) > 1 else path.name)
         return TeacherMethod(label, spec, directory=path, num_samples=int(count))
+    if kind == "mean":
+        parts = tuple(part for part in rest.split("+") if part)
+        if len(parts) < 2:
+            raise FusionProxyError(f"method '{text}': mean: needs at least two method names joined by '+'")
+        return MeanMethod(name or "mean-" + "+".join(parts), spec, parts=parts)
     if kind == "model" and rest == "default":  # the model bundled with the package
         return ModelMethod(name or "fusionproxy", spec, directory=Path(rest))
     if kind in ("model", "folder"):

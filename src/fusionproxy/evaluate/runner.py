@@ -21,7 +21,7 @@ from ..errors import FusionProxyError, MissingWeightsError
 from ..io import ImageReadError, PairListing, find_dataset_pairs, read_ir, read_raw, read_vis, to_unit_float
 from ..misalignment import MisalignmentRange
 from . import figures, report
-from .methods import FolderMethod, Method
+from .methods import FolderMethod, MeanMethod, Method
 from .perturb import ALIGNED, perturb_ir, ssim_against, stable_seed
 from .scoring import NO_REFERENCE, Scorer
 from .storage import KEY_COLUMNS, ResultStore, check_settings, load_fused, save_fused
@@ -113,6 +113,8 @@ class _Run:
         cached = load_fused(path)
         if cached is not None:
             return cached
+        if isinstance(method, MeanMethod):
+            return self.mean_output(method, dataset, stem, level, ir, vis)
         method.prepare()
         moved = perturb_ir(ir, level, stable_seed(self.seed, dataset.name, stem, level.label))
         start = time.perf_counter()
@@ -128,6 +130,20 @@ class _Run:
             raise RuntimeError(f"method '{method.name}' returned shape {fused.shape} for input {vis.shape}")
         image = _uint8(fused)
         save_fused(path, image, seconds)
+        return image, seconds
+
+    def mean_output(self, method: MeanMethod, dataset: Dataset, stem: str, level: MisalignmentRange,
+                    ir: np.ndarray, vis: np.ndarray) -> tuple[np.ndarray, float] | None:
+        """The mean of the parts' (cached or computed) outputs; its time is the sum of theirs."""
+        by_name = {m.name: m for m in self.methods}
+        outputs = [self.output(by_name[name], dataset, stem, level, ir, vis) for name in method.parts]
+        if any(output is None for output in outputs):
+            self.fail(f"{dataset.name}/{stem} ({method.name}, {level.label}): a part of the mean has no output")
+            return None
+        image = _uint8(np.mean([o[0].astype(np.float32) / 255.0 for o in outputs], axis=0))
+        seconds = float(sum(o[1] for o in outputs))
+        save_fused(self.out_dir / "fused" / method.name / dataset.name / level_slug(level) / f"{stem}.png",
+                   image, seconds)
         return image, seconds
 
     def evaluate_pair(self, dataset: Dataset, stem: str, ir: np.ndarray, vis: np.ndarray,
@@ -206,6 +222,7 @@ def evaluate(
         raise FusionProxyError("the first perturbation level must be the aligned one (the SSIM reference)")
     scorer = Scorer(conventions, no_reference, stretch)
     _check_unique(methods, datasets)
+    _check_mean_parts(methods)
 
     listings = {}
     for dataset in datasets:
@@ -310,6 +327,16 @@ def _write_grid(run: _Run, dataset: Dataset, stem: str, ir_path: Path, vis_path:
         if image is not None and image.shape[:2] == ir.shape:
             panels.append((method.name, image))
     return figures.comparison_grid(panels, path)
+
+
+def _check_mean_parts(methods: Sequence[Method]) -> None:
+    names = {m.name: m for m in methods}
+    for method in methods:
+        if isinstance(method, MeanMethod):
+            missing = [p for p in method.parts if p not in names or isinstance(names[p], (MeanMethod, FolderMethod))]
+            if missing:
+                raise FusionProxyError(f"method '{method.name}': {', '.join(missing)} must name other computed "
+                                       f"methods of this evaluation (known: {', '.join(names)})")
 
 
 def _check_unique(methods: Sequence[Method], datasets: Sequence[Dataset]) -> None:
