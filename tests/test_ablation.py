@@ -41,7 +41,8 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 
 
 def _ablate(out: Path, overrides: list[str], *extra: str):
-    args = ["ablate", "all", "--config", "smoke", "--out", str(out), *(a for o in overrides for a in ("--set", o)), *extra]
+    sets = [a for o in overrides for a in ("--set", o)]
+    args = ["ablate", "all", "--config", "smoke", "--out", str(out), *sets, *extra]
     return CliRunner().invoke(app, args)
 
 
@@ -96,7 +97,7 @@ def test_ablate_all_smoke_trains_each_setup_once_and_resumes(
     result = _ablate(out, inputs)
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert len(trained) == len(set(trained)) == 13  # 17 rows, 13 distinct setups, each trained once
-    assert len(list((out / "caches").iterdir())) == 3  # masked N=1, masked N=2, both N=2
+    assert len(list((out / "caches").iterdir())) == 3  # masked N=1, masked N=2, both N=2 (smoke's N is 2)
 
     summaries = {name: json.loads((out / f"{name}.json").read_text()) for name in ALL_ROWS}
     runs = {e["id"]: Path(e["run"]) for s in summaries.values() for e in s["rows"]}
@@ -116,6 +117,14 @@ def test_ablate_all_smoke_trains_each_setup_once_and_resumes(
     assert student == "ultralight"
     cache = json.loads((Path(summaries["table4a"]["rows"][0]["cache"]) / "manifest.json").read_text())
     assert [t["name"] for t in cache["teachers"]] == ["masked"] and cache["config"]["samples_per_teacher"] == 1
+    # (a): one sample has no spread; its variance is 0 (uniform Eq. 7 / Eq. 8 weights), not NaN, so it trains.
+    from fusionproxy.api import FusionProxy
+    from fusionproxy.cache import CacheDataset
+
+    single = CacheDataset(summaries["table4a"]["rows"][0]["cache"])
+    assert float(torch.as_tensor(single[0]["var"]).abs().max()) == 0.0
+    assert all(np.isfinite(v) for v in single.mean_var.values())
+    assert all(torch.isfinite(t).all() for t in FusionProxy.from_pretrained(runs["a"]).state_dict().values())
 
     for name, rows in ALL_ROWS.items():
         table = (out / f"{name}.md").read_text()

@@ -100,7 +100,7 @@ def test_cpu_plan_is_the_default_model_recipe(tmp_path: Path) -> None:
         assert {command[i + 1].split("=")[0] for i, a in enumerate(command) if a == "--dataset"} == {"roadscene", "tno"}
         methods = [command[i + 1] for i, a in enumerate(command) if a == "--method"]
         assert methods == [f"student=model:{layout.student}", f"ddfm-x4=teacher:{layout.ddfm}:4",
-                           f"masked-x4=teacher:{layout.masked}:4"]  # fmt: skip
+                           f"masked-x4=teacher:{layout.masked}:4", "ensemble-x8=mean:ddfm-x4+masked-x4"]  # fmt: skip
         assert command[command.index("--convention") + 1] == "vifb,cddfuse"
     assert "--no-stretch" in plain and "--stretch" in stretched
     assert stages["bench"][0][:2] == ["bench", str(layout.student)]

@@ -12,7 +12,7 @@ each resumable by rerunning the same command:
             by its *effective* settings, so rows with the same setup share it; a finished run is skipped,
             an interrupted one resumes from its checkpoint,
 - evaluate  `DIR/evaluate/<block>-<hash>/`: one `fusionproxy.evaluate.evaluate` over the block's rows (method =
-            row id; the hash covers the rows' runs, so a changed setting is evaluated afresh, not refused),
+            row id; the hash covers the test set and the rows' runs, so a changed setting is evaluated afresh),
 - table     `DIR/<block>.md` and `DIR/<block>.json`: CDDFuse-convention means, parameters, CPU ms per frame.
 
 Relative paths in the YAML resolve against the current directory (run from the checkout).
@@ -30,6 +30,7 @@ from typing import Any
 
 from .config_files import load_config_file
 from .errors import FusionProxyError
+# The pipeline's config sections and data/command helpers, shared rather than copied.
 from .pipeline import CacheSection, DistillSection, _link_pairs, _resolved, _section, run_in_process
 
 BLOCK_NAMES = ("table4a", "table4b", "table4c", "table7")
@@ -57,8 +58,8 @@ def block_rows(block: str) -> list[Row]:
     blocks = {
         "table4a": [  # Block A: teacher ensemble
             Row("a", "Single teacher (masked), N=1", teachers=("masked",), samples=1),
-            Row("b", "Single teacher (masked), N=4 ensemble mean", teachers=("masked",), samples=4),
-            Row("c", "Dual teacher (masked + DDFM), N=4 each (default)"),
+            Row("b", "Single teacher (masked), N-sample ensemble mean", teachers=("masked",)),
+            Row("c", "Dual teacher (masked + DDFM), N each (default)"),
         ],
         "table4b": [  # Block B: dual-signal supervision
             Row("d", "VGG-only perceptual loss", overrides=("loss.backbones=[{vgg}]", "loss.routing=uniform")),
@@ -187,12 +188,13 @@ def data_dirs(config: AblationConfig, out: Path) -> tuple[Path, Path, str]:
     data, out = config.data, out.resolve()
     train, test = _resolved(data.train), _resolved(data.test)
     name = parse_dataset(str(test)).name  # e.g. roadscene-test, also when a subset is linked
+    # One folder per limit: links are only ever added, so a folder reused for another limit would keep extras.
     if data.train_limit is not None:
-        _link_pairs(data.train, out / "data" / "train", data.train_limit, config.source)
-        train = out / "data" / "train"
+        train = out / "data" / f"train-first{data.train_limit}"
+        _link_pairs(data.train, train, data.train_limit, config.source)
     if data.test_limit is not None:
-        _link_pairs(data.test, out / "data" / "test", data.test_limit, config.source)
-        test = out / "data" / "test"
+        test = out / "data" / f"test-first{data.test_limit}"
+        _link_pairs(data.test, test, data.test_limit, config.source)
     return train, test, name
 
 
@@ -233,27 +235,26 @@ def run_block(
     try:
         planned = plan_block(config, block, out)
         train, test, test_name = data_dirs(config, out)
-        for cache_dir in dict.fromkeys(p.cache_dir for p in planned):  # each cache once, in row order
-            first = next(p for p in planned if p.cache_dir == cache_dir)
-            log(f"[cache] {cache_dir.name} (rows {', '.join(p.row.id for p in planned if p.cache_dir == cache_dir)})")
-            run_in_process(cache_command(config, first, train))  # resumes item by item; finished: a no-op
-        for run_dir in dict.fromkeys(p.run_dir for p in planned):
-            first = next(p for p in planned if p.run_dir == run_dir)
-            rows = ", ".join(p.row.id for p in planned if p.run_dir == run_dir)
+        for cache_dir, rows in _group(planned, "cache_dir").items():  # each cache once, in row order
+            log(f"[cache] {cache_dir.name} (rows {', '.join(p.row.id for p in rows)})")
+            run_in_process(cache_command(config, rows[0], train))  # resumes item by item; finished: a no-op
+        for run_dir, rows in _group(planned, "run_dir").items():
+            ids, first = ", ".join(p.row.id for p in rows), rows[0]
             if run_finished(run_dir):
-                log(f"[distill] {run_dir.name} (rows {rows}): finished earlier; skipped")
+                log(f"[distill] {run_dir.name} (rows {ids}): finished earlier; skipped")
                 continue
-            log(f"[distill] {run_dir.name} (rows {rows}): {first.student} {' '.join(first.overrides)}")
+            log(f"[distill] {run_dir.name} (rows {ids}): {first.student} {' '.join(first.overrides)}")
             distill_from_cache(first.cache_dir, run_dir, first.student,
                                load_distill_config(config.distill.config, first.overrides),
                                allow_random_panel=config.cache.random_init)  # fmt: skip
         methods = [parse_method(f"{p.row.id}=model:{p.run_dir}") for p in planned]
-        evaluation = out / "evaluate" / f"{block}-{_digest([m.spec for m in methods])}"
+        evaluation = out / "evaluate" / f"{block}-{_digest([str(test), *(m.spec for m in methods)])}"
         log(f"[evaluate] {len(planned)} rows on {test_name} -> {evaluation}")
         grid = config.evaluate.grid
+        stems = None if grid is None else [] if grid == "none" else grid.split(",")
         result = evaluate([Dataset(test_name, test)], methods, evaluation, conventions=[CONVENTION],
-                          stretch=config.evaluate.stretch, seed=config.evaluate.seed,
-                          grid=None if grid is None else [] if grid == "none" else grid.split(","), progress=False)  # fmt: skip
+                          stretch=config.evaluate.stretch, seed=config.evaluate.seed, grid=stems,
+                          progress=False)  # fmt: skip
         if result.failures:
             raise FusionProxyError(f"{len(result.failures)} test input(s) could not be scored; see "
                                    f"{evaluation / 'summary.md'}")  # fmt: skip
@@ -261,14 +262,18 @@ def run_block(
         summary = summarize_block(config, block, planned, every_row, result.rows, test_name)
     finally:
         torch.set_num_threads(threads)
-    (out / f"{block}.json").write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
+    (out / f"{block}.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / f"{block}.md").write_text(block_markdown(summary))
     log(f"[table] {out / f'{block}.md'}")
     return summary
 
 
-def _json_default(value: Any) -> Any:
-    return str(value)
+def _group(planned: list[PlannedRow], attribute: str) -> dict[Path, list[PlannedRow]]:
+    """Rows by their cache or run directory, in row order: what shares a directory is built once."""
+    groups: dict[Path, list[PlannedRow]] = {}
+    for p in planned:
+        groups.setdefault(getattr(p, attribute), []).append(p)
+    return groups
 
 
 def summarize_block(
@@ -331,13 +336,17 @@ def block_markdown(summary: dict[str, Any]) -> str:
         f"Means over the first {scale['test_limit'] or 'all'} pairs of {summary['test_set']}, "
         f"{summary['convention']} convention{stretch}. ms / frame: median fusion time per test image "
         f"(native size, {scale['threads'] or 'default'} thread(s)).", "",
-        "| row | variant | params | " + " | ".join(TABLE_METRICS) + " | ms / frame | train s (last invocation) |",
-        "|---|---|---:|" + "---:|" * len(TABLE_METRICS) + "---:|---:|",
+        "| row | variant | teachers x N | params | " + " | ".join(TABLE_METRICS)
+        + " | ms / frame | train s (last invocation) |",
+        "|---|---|---|---:|" + "---:|" * len(TABLE_METRICS) + "---:|---:|",
     ]  # fmt: skip
     for entry in summary["rows"]:
-        variant = entry["variant"] + (f" (same run as {', '.join(entry['same_run_as'])})" if entry["same_run_as"] else "")
+        shared = entry["same_run_as"]
+        variant = entry["variant"] + (f" (same run as {', '.join(shared)})" if shared else "")
         cells = [f"{entry['metrics'][name]:.4g}" for name in TABLE_METRICS]
         seconds = entry["train_seconds_last_invocation"]
-        lines.append(f"| ({entry['id']}) | {variant} | {entry['params'] / 1e6:.2f} M | " + " | ".join(cells)
+        teachers = f"{'+'.join(entry['teachers'])} x {entry['samples_per_teacher']}"
+        lines.append(f"| ({entry['id']}) | {variant} | {teachers} | {entry['params'] / 1e6:.3g} M | "
+                     + " | ".join(cells)
                      + f" | {entry['ms_per_frame']:.1f} | {seconds if seconds is not None else '–'} |")  # fmt: skip
     return "\n".join(lines) + "\n"

@@ -129,11 +129,14 @@ class EvaluateSection:
 
 @dataclass
 class BenchSection:
+    """teacher_runs: timed samples of each teacher per size, for the distillation speed-up (0: skip)."""
+
     sizes: str = "480x640,768x1024"
     backends: str = "eager,channels_last,onnxruntime"
     runs: int = 100
     warmup: int = 10
     threads: int | None = None
+    teacher_runs: int = 3
 
 
 @dataclass
@@ -276,8 +279,9 @@ def plan(config: PipelineConfig, out: Path) -> list[Stage]:
         *(["--allow-random-panel"] if random_panel else []),
     ]  # fmt: skip
     n = evaluate.teacher_samples
+    # The last row is both teachers' 2N-sample ensemble mean (Eq. 3), the student's target, from the same draws.
     methods = [f"student=model:{layout.student}", f"ddfm-x{n}=teacher:{layout.ddfm}:{n}",
-               f"masked-x{n}=teacher:{layout.masked}:{n}"]  # fmt: skip
+               f"masked-x{n}=teacher:{layout.masked}:{n}", f"ensemble-x{2 * n}=mean:ddfm-x{n}+masked-x{n}"]  # fmt: skip
     evaluate_commands = [
         ["evaluate", *(a for name, path in tests.items() for a in ("--dataset", f"{name}={path}")),
          *(a for m in methods for a in ("--method", m)), "--out", str(layout.evaluation(stretch)),
@@ -290,6 +294,8 @@ def plan(config: PipelineConfig, out: Path) -> list[Stage]:
         "bench", str(layout.student), "--sizes", bench.sizes, "--backends", bench.backends, "--runs", str(bench.runs),
         "--warmup", str(bench.warmup), "--json", str(layout.bench),
         *(["--threads", str(bench.threads)] if bench.threads else []),
+        *([a for d in (layout.ddfm, layout.masked) for a in ("--teacher", str(d))] + ["--teacher-runs",
+          str(bench.teacher_runs)] if bench.teacher_runs else []),
     ]  # fmt: skip
     return [
         Stage("weights", "the offline pretrained panel under $FUSIONPROXY_HOME/weights",

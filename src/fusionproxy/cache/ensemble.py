@@ -1,9 +1,9 @@
 """Teacher-ensemble statistics of one training item (paper Sec. 3.2, Eq. 4-6) and their training-set
 aggregates (Sec. 3.3: the per-channel std sigma_k and Eq. 8's denominator E_x'[v̄_k(x')]).
 
-Variances over samples are the unbiased sample variance (divisor 2N - 1). Feature statistics are computed on
-the RAW backbone features (before division by sigma_k), because sigma_k is only known once the whole training
-set is cached; Eq. 9's normalised mean is then exactly raw mean / sigma_k at load time.
+Variances over samples are the unbiased sample variance (divisor 2N - 1; 0 for a single sample). Feature
+statistics are computed on the RAW backbone features (before division by sigma_k), because sigma_k is only
+known once the whole training set is cached; Eq. 9's normalised mean is then exactly raw mean / sigma_k at load time.
 """
 
 from __future__ import annotations
@@ -17,7 +17,13 @@ import torch
 def image_statistics(samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """S x 3 x H x W teacher samples -> (Eq. 4 mean, 3 x H x W; Eq. 5 variance averaged over RGB, H x W)."""
     samples = samples.double()
-    return samples.mean(dim=0).float(), samples.var(dim=0, correction=1).mean(dim=0).float()
+    return samples.mean(dim=0).float(), samples.var(dim=0, correction=_correction(len(samples))).mean(dim=0).float()
+
+
+def _correction(count: int) -> int:
+    """Bessel's correction, except for a single sample (Table 4 row (a), N = 1): it has no spread, so its
+    variance is 0 (not NaN), which makes Eq. 7's pixel weights and Eq. 8's routing uniform."""
+    return 1 if count > 1 else 0
 
 
 @dataclass
@@ -36,7 +42,7 @@ def feature_statistics(features: torch.Tensor) -> FeatureStatistics:
     """S x C x h x w raw features of the S teacher samples of one item -> its statistics."""
     features = features.double()
     samples, channels, height, width = features.shape
-    var = features.var(dim=0, correction=1).mean(dim=0)
+    var = features.var(dim=0, correction=_correction(samples)).mean(dim=0)
     flat = features.permute(1, 0, 2, 3).reshape(channels, -1)
     return FeatureStatistics(
         mean=features.mean(dim=0).float(),

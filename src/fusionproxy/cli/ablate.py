@@ -24,8 +24,7 @@ def ablate_command(
 ) -> None:
     """Build the caches, distil one student per distinct row setup, evaluate them and write OUT/BLOCK.md.
 
-    Rows with the same effective settings ((c), (h), (l), tau = 1) share one run, trained once and reused
-    across blocks under the same OUT.
+    Rows with the same effective settings ((c), (h), (l), tau = 1) share one run, trained once under OUT.
     """
     from ..ablation import BLOCK_NAMES, block_rows, load_config, plan_block, run_block, run_finished
 
@@ -36,11 +35,13 @@ def ablate_command(
         block_rows(name)  # an unknown block fails before any work starts
     for name in blocks:
         if dry_run:
-            console.print(f"[bold]{name}[/]", highlight=False)
+            common = ablation_config.distill.set
+            console.print(f"{name} (every row: --set {' '.join(common)})", highlight=False, markup=False)
             for p in plan_block(ablation_config, name, out):
                 state = "trained" if run_finished(p.run_dir) else "to train"
-                console.print(f"  ({p.row.id}) {p.row.variant}\n      cache {p.cache_dir.name}; run {p.run_dir.name} "
-                              f"[{state}]; student {p.student}; --set {' '.join(p.overrides)}",
+                own = " ".join(o for o in p.overrides if o not in common) or "-"
+                console.print(f"  ({p.row.id}) {p.row.variant}\n      student {p.student}; row --set {own}; "
+                              f"cache {p.cache_dir.name}; run {p.run_dir.name} [{state}]",
                               highlight=False, markup=False)  # fmt: skip
             continue
         run_block(ablation_config, name, out, log=lambda line: console.print(line, highlight=False, markup=False))
