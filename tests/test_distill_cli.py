@@ -74,3 +74,25 @@ def test_distill_cli_trains_a_loadable_model(tiny_cache: Path, tmp_path: Path) -
     assert (tmp_path / "out" / "validation" / "step-0000002.png").is_file()
     rgb = model(torch.rand(1, 1, 32, 32), torch.rand(1, 3, 32, 32))
     assert rgb.shape == (1, 3, 32, 32) and torch.isfinite(rgb).all()
+
+
+def test_grad_norms_prints_each_term_and_trains_nothing(tiny_cache: Path, tmp_path: Path) -> None:
+    from fusionproxy.cli import app
+    from fusionproxy.errors import FusionProxyError
+
+    args = ["distill", "--cache", str(tiny_cache), "--student", "ultralight", "--allow-random-panel",
+            "--set", "student={widths: [4, 8], depths: [1, 1], decoder_depths: [1], stem_stride: 2}"]
+    result = CliRunner().invoke(app, [*args, "--grad-norms", "0,1"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    rows = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in result.output.splitlines()[1:]}
+    assert set(rows) == {"pix", "ssim", "mfm"}
+    assert all(norm > 0 for _, norm, _ in rows.values())
+    assert rows["mfm"][2] == pytest.approx(0.02 * rows["mfm"][1], rel=1e-3)  # the cpu config's lambda_MFM
+    lambda_one = CliRunner().invoke(app, [*args, "--grad-norms", "0,1", "--set", "loss.lambda_mfm=1"])
+    rows_one = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in lambda_one.output.splitlines()[1:]}
+    assert rows_one["mfm"][1] == pytest.approx(rows["mfm"][1], rel=1e-4)  # same student, same batch
+    for bad in ("0,x", "99"):
+        failed = CliRunner().invoke(app, [*args, "--grad-norms", bad])
+        assert isinstance(failed.exception, FusionProxyError) and "--grad-norms" in str(failed.exception)
+    missing_out = CliRunner().invoke(app, args)
+    assert isinstance(missing_out.exception, FusionProxyError) and "--out DIR is required" in str(missing_out.exception)

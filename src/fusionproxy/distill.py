@@ -286,16 +286,13 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def distill_from_cache(
+def open_cache(
     cache_dir: str | Path,
-    out_dir: str | Path,
-    student_name: str,
     config: DistillConfig,
-    val_cache: str | Path | None = None,
     weights_dir: str | Path | None = None,
     allow_random_panel: bool = False,
-) -> FusionStudent:
-    """`fusionproxy distill`: open the cache, rebuild the panel it names, and run `distill`."""
+) -> tuple[Dataset, dict[str, nn.Module], dict[str, Any]]:
+    """(cache items, the panel backbones the loss uses, provenance), checking the panel is the cache's own."""
     from .cache import CacheDataset
     from .foundation import create_backbone
 
@@ -323,12 +320,56 @@ def distill_from_cache(
                 f"{cached[name]['identity']}; rebuild the cache or restore those weights"
             )
         panel[name] = backbone
-    val_items = CacheDataset(val_cache) if val_cache is not None else None
     provenance = {
         "cache_config_hash": items.manifest["config_hash"],
         "panel": {name: panel[name].identity() for name in names},
         "panel_is_random": items.panel_is_random,
     }
+    return items, panel, provenance
+
+
+def term_gradient_norms(
+    student_name: str, config: DistillConfig, items: Dataset, panel: Mapping[str, nn.Module],
+    indices: Sequence[int],
+) -> dict[str, tuple[float, float, float]]:
+    """Loss balance at initialisation: per term (value, gradient norm on the student's parameters, the norm
+    times the term's lambda) on one batch of cache items, without misalignment. Training follows the sum of
+    the weighted gradients, so a term whose weighted norm dwarfs the others sets the direction alone."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.train_config(len(items)).seed)  # the student `distill` would start from
+        student = create_student(student_name, **config.student)
+    names = list(panel)
+    loss = DistillationLoss(config.loss, panel, {k: items.sigma[k] for k in names},
+                            {k: items.mean_var[k] for k in names})
+    raw = [items[i] for i in indices]
+    batch = {key: torch.stack([torch.as_tensor(r[key]).float() for r in raw]) for key in item_keys(names)}
+    rgb, log_variance = student.train().forward_with_uncertainty(batch["ir"], batch["vis"])
+    lambdas = {"pix": config.loss.lambda_pix, "mfm": config.loss.lambda_mfm, "ssim": config.loss.lambda_ssim,
+               "fidelity": config.loss.lambda_fidelity, "uncertainty": config.loss.lambda_uncertainty}
+    parameters = [p for p in student.parameters() if p.requires_grad]
+    norms = {}
+    for name, value in loss.terms(rgb, log_variance, batch).items():
+        grads = torch.autograd.grad(value, parameters, retain_graph=True, allow_unused=True)
+        norm = float(torch.sqrt(sum((g.double() ** 2).sum() for g in grads if g is not None)))
+        norms[name] = (float(value.detach()), norm, norm * lambdas[name])
+    return norms
+
+
+def distill_from_cache(
+    cache_dir: str | Path,
+    out_dir: str | Path,
+    student_name: str,
+    config: DistillConfig,
+    val_cache: str | Path | None = None,
+    weights_dir: str | Path | None = None,
+    allow_random_panel: bool = False,
+) -> FusionStudent:
+    """`fusionproxy distill`: open the cache, rebuild the panel it names, and run `distill`."""
+    from .cache import CacheDataset
+
+    items, panel, provenance = open_cache(cache_dir, config, weights_dir, allow_random_panel)
+    names = list(panel)
+    val_items = CacheDataset(val_cache) if val_cache is not None else None
     notes = {
         "cache": str(Path(cache_dir).resolve()),
         "val_cache": str(Path(val_cache).resolve()) if val_cache is not None else None,

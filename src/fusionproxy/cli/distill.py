@@ -14,7 +14,8 @@ def register(app: typer.Typer) -> None:
 
 def distill_command(
     cache: Path = typer.Option(..., "--cache", help="Teacher-ensemble cache directory (fusionproxy cache build)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output directory; rerunning the command resumes it."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Output directory (required to train); rerunning the command resumes it."),
     student: str = typer.Option("convnext_unet", "--student", help="Student architecture (Table 4, block C)."),
     config: str = typer.Option("cpu", "--config", "-c", help="Bundled config (cpu, gpu) or a YAML file."),
     overrides: list[str] = typer.Option(
@@ -29,12 +30,33 @@ def distill_command(
     allow_random_panel: bool = typer.Option(
         False, "--allow-random-panel", help="Accept a cache built with a random-init panel (tests only)."
     ),
+    grad_norms: Optional[str] = typer.Option(
+        None, "--grad-norms", help="Train nothing: print each loss term's value and gradient norm on the fresh "
+        "student for these cache items (comma-separated indices, one batch), to check the lambdas' balance."
+    ),
 ) -> None:
     """Distil STUDENT from the cached teacher ensemble; writes a FusionProxy.from_pretrained-loadable OUT."""
-    from ..distill import distill_from_cache, load_config
+    from ..distill import distill_from_cache, load_config, open_cache, term_gradient_norms
+    from ..errors import FusionProxyError
 
+    distill_config = load_config(config, overrides)
+    if grad_norms is not None:
+        try:
+            indices = [int(i) for i in grad_norms.split(",") if i.strip()]
+        except ValueError:
+            raise FusionProxyError(f"--grad-norms: '{grad_norms}' is not a list of item indices") from None
+        items, panel, _ = open_cache(cache, distill_config, weights_dir, allow_random_panel)
+        if not indices or not all(0 <= i < len(items) for i in indices):
+            raise FusionProxyError(f"--grad-norms: indices must lie in 0..{len(items) - 1}")
+        typer.echo(f"{'term':<12} {'value':>10} {'grad norm':>10} {'x lambda':>10}")
+        for name, (value, norm, weighted) in term_gradient_norms(
+                student, distill_config, items, panel, indices).items():
+            typer.echo(f"{name:<12} {value:>10.4g} {norm:>10.4g} {weighted:>10.4g}")
+        return
+    if out is None:
+        raise FusionProxyError("distill: --out DIR is required (where the student and its checkpoints go)")
     distill_from_cache(
-        cache, out, student, load_config(config, overrides),
+        cache, out, student, distill_config,
         val_cache=val_cache, weights_dir=weights_dir, allow_random_panel=allow_random_panel,
     )
     typer.echo(f"trained {student}: {out}")
