@@ -259,6 +259,21 @@ def test_different_configuration_is_refused(tmp_path, pairs, built):
         build_cache(cache_dir, pairs, teachers()[:1], [PoolBackbone()], CONFIG, progress=False)
 
 
+def test_the_same_data_through_another_path_resumes(tmp_path, pairs, built):
+    import shutil
+
+    cache_dir = tmp_path / "moved"
+    shutil.copytree(built, cache_dir)
+    (tmp_path / "link").symlink_to(pairs[0][1].parent.parent)
+    relinked = [(stem, tmp_path / "link" / "ir" / ir.name, tmp_path / "link" / "vi" / vis.name)
+                for stem, ir, vis in pairs]
+    build_cache(cache_dir, relinked, teachers(), [PoolBackbone()], CONFIG, progress=False)  # nothing to redo
+    assert_same_cache(cache_dir, built)
+    renamed = [(stem, ir.with_name("x" + ir.name), vis) for stem, ir, vis in relinked]
+    with pytest.raises(CacheError, match="different configuration"):  # other files are other data
+        build_cache(cache_dir, renamed, teachers(), [PoolBackbone()], CONFIG, progress=False)
+
+
 def test_random_panel_is_recorded(tmp_path, pairs):
     from fusionproxy.foundation import create_backbone
 

@@ -85,8 +85,13 @@ def specs_from_manifest(manifest: dict) -> list[ArraySpec]:
 
 
 def config_hash(manifest: dict) -> str:
-    """Hash of everything that determines the cache content (not of progress or statistics)."""
-    keyed = {key: manifest[key] for key in ("config", "teachers", "panel", "items")}
+    """Hash of everything that determines the cache content (not of progress or statistics).
+
+    Items count by file name, not path, so the same data reached through another spelling of its folder
+    (relative, absolute, a link) resumes the cache instead of being refused.
+    """
+    items = [{**item, "ir": Path(item["ir"]).name, "vis": Path(item["vis"]).name} for item in manifest["items"]]
+    keyed = {key: manifest[key] for key in ("config", "teachers", "panel")} | {"items": items}
     return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()
 
 
@@ -134,7 +139,7 @@ def open_or_create(cache_dir: Path, manifest: dict):
     with locked(cache_dir):
         if (cache_dir / MANIFEST).is_file():
             existing = read_manifest(cache_dir)
-            if existing.get("config_hash") != manifest["config_hash"]:
+            if config_hash(existing) != manifest["config_hash"]:
                 raise CacheError(
                     f"{cache_dir / MANIFEST}: this cache was built with a different configuration, teachers, "
                     "panel or item list; build into a new directory"

@@ -1,0 +1,73 @@
+"""The default model shipped in the package: it loads offline, is the trained distilled student, and fuses.
+
+It must carry the infrared into the visible image on the bundled samples (more than the visible image alone
+does, by correlation with the IR and by Q^AB/F), be deterministic, and export to ONNX with the same output.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from fusionproxy.api import DEFAULT_MODEL_DIR, FusionProxy
+from fusionproxy.demo import sample_pairs
+from fusionproxy.io import read_ir, read_vis
+from fusionproxy.metrics import compute_metrics
+
+
+@pytest.fixture(scope="module")
+def default_model() -> FusionProxy:
+    return FusionProxy.from_pretrained("default")
+
+
+def _luminance(rgb: np.ndarray) -> np.ndarray:
+    return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def test_the_default_model_is_small_trained_and_has_the_uncertainty_head(default_model: FusionProxy) -> None:
+    size = sum(p.stat().st_size for p in DEFAULT_MODEL_DIR.iterdir())
+    assert size < 10 * 2**20
+    assert not default_model.random_init and default_model.student_name == "convnext_unet"
+    assert default_model.student.config.uncertainty_head
+    training = default_model.metadata["training"]
+    assert training["distill"]["misalignment"]["max_translation"] > 0  # trained with Eq. 14's injection
+
+
+def test_it_carries_the_infrared_into_the_visible_image(default_model: FusionProxy) -> None:
+    for stem, ir_path, vis_path in sample_pairs():
+        ir, vis = read_ir(ir_path), read_vis(vis_path)
+        fused = np.asarray(default_model.fuse(ir, vis), dtype=np.float32)
+        assert fused.shape == vis.shape and 0.0 <= fused.min() and fused.max() <= 1.0
+        luminance, vis_luminance = _luminance(fused), _luminance(vis)
+        with_ir = np.corrcoef(luminance.ravel(), ir.ravel())[0, 1]
+        vis_with_ir = np.corrcoef(vis_luminance.ravel(), ir.ravel())[0, 1]
+        assert with_ir > vis_with_ir + 0.05, stem
+        to_uint8 = lambda image: np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)  # noqa: E731
+        fused_q = compute_metrics(to_uint8(fused), to_uint8(ir), to_uint8(vis), "cddfuse")["Qabf"]
+        vis_q = compute_metrics(to_uint8(vis), to_uint8(ir), to_uint8(vis), "cddfuse")["Qabf"]
+        assert fused_q > vis_q, stem
+        np.testing.assert_array_equal(fused, np.asarray(default_model.fuse(ir, vis), dtype=np.float32))
+
+
+def test_fuse_without_model_uses_it(tmp_path: Path) -> None:
+    from fusionproxy.cli import app
+
+    stem, ir_path, vis_path = sample_pairs()[0]
+    out = tmp_path / "fused.png"
+    result = CliRunner().invoke(app, ["fuse", "--ir", str(ir_path), "--vis", str(vis_path), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert read_vis(out).shape == read_vis(vis_path).shape
+
+
+def test_onnx_export_matches(default_model: FusionProxy, tmp_path: Path) -> None:
+    from fusionproxy.export import export_onnx
+
+    stem, ir_path, vis_path = sample_pairs()[0]
+    ir, vis = read_ir(ir_path), read_vis(vis_path)
+    path = export_onnx(default_model.student, tmp_path / "default.onnx")
+    eager = np.asarray(default_model.fuse(ir, vis), dtype=np.float32)
+    onnx = np.asarray(default_model.fuse(ir, vis, backend="onnxruntime", onnx_path=path), dtype=np.float32)
+    assert np.abs(eager - onnx).max() < 1e-3
