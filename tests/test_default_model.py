@@ -1,7 +1,7 @@
 """The default model shipped in the package: it loads offline, is the trained distilled student, and fuses.
 
 It must carry the infrared into the visible image on the bundled samples (more than the visible image alone
-does, by correlation with the IR and by Q^AB/F), be deterministic, and export to ONNX with the same output.
+does: correlation with the IR, SCD), be deterministic, and export to ONNX with the same output.
 """
 
 from __future__ import annotations
@@ -45,10 +45,11 @@ def test_it_carries_the_infrared_into_the_visible_image(default_model: FusionPro
         with_ir = np.corrcoef(luminance.ravel(), ir.ravel())[0, 1]
         vis_with_ir = np.corrcoef(vis_luminance.ravel(), ir.ravel())[0, 1]
         assert with_ir > vis_with_ir + 0.05, stem
+        assert np.abs(fused - vis).mean() > 0.02, stem  # not the visible image passed through
         to_uint8 = lambda image: np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)  # noqa: E731
-        fused_q = compute_metrics(to_uint8(fused), to_uint8(ir), to_uint8(vis), "cddfuse")["Qabf"]
-        vis_q = compute_metrics(to_uint8(vis), to_uint8(ir), to_uint8(vis), "cddfuse")["Qabf"]
-        assert fused_q > vis_q, stem
+        # SCD: how much of each source's difference image the output explains; the visible image passed
+        # through scores NaN (no difference image), the first, stalled student 0.43 on RoadScene test.
+        assert compute_metrics(to_uint8(fused), to_uint8(ir), to_uint8(vis), "cddfuse")["SCD"] > 1.0, stem
         np.testing.assert_array_equal(fused, np.asarray(default_model.fuse(ir, vis), dtype=np.float32))
 
 
