@@ -124,6 +124,9 @@ def test_cli_teacher_sample_time_and_speedup(tmp_path: Path) -> None:
     assert speedup["student"] == "ultralight eager"
     assert speedup["speedup"] == pytest.approx(teacher_row["median_ms"] / student_ms)
     assert "speed-up at 32x48" in result.output
+    bundled = CliRunner().invoke(app, ["bench", "default", "--sizes", "32x48", "--runs", "1", "--warmup", "0",
+                                       "--threads", "1", "--backends", "eager"])
+    assert bundled.exit_code == 0 and "default" in bundled.output
     bad = CliRunner().invoke(app, ["bench", "ultralight", "--teacher", str(tmp_path)])
     assert isinstance(bad.exception, FusionProxyError) and "not a trained teacher directory" in str(bad.exception)
 

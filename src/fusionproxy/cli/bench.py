@@ -15,11 +15,12 @@ from ..errors import FusionProxyError
 
 
 def _load(target: str, seed: int):
-    """A saved model directory, or a registered student name (randomly initialised with `seed`)."""
+    """A saved model directory, "default" (the bundled model), or a registered student name (randomly
+    initialised with `seed`)."""
     from ..api import FusionProxy
     from ..students import list_students
 
-    if Path(target).is_dir():
+    if target == "default" or Path(target).is_dir():
         return FusionProxy.from_pretrained(target).student
     if target in list_students():
         return FusionProxy.from_student(target, seed=seed).student
@@ -53,7 +54,7 @@ def results_table(results: list, title: str) -> Table:
 def register(app: typer.Typer) -> None:
     @app.command()
     def bench(
-        target: Optional[str] = typer.Argument(None, help="A student name (random init) or a saved model directory."),
+        target: Optional[str] = typer.Argument(None, help="A student name (random init), a saved model directory, or 'default'."),
         compare: Optional[str] = typer.Option(None, help="Comma-separated students/model dirs to compare."),
         sizes: str = typer.Option("480x640,768x1024", help="HEIGHTxWIDTH[,...] frame sizes."),
         backends: str = typer.Option(
