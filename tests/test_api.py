@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from fusionproxy import FusionProxy
-from fusionproxy.api import DEFAULT_MODEL_DIR, SizeMismatchError
+from fusionproxy.api import SizeMismatchError
 from fusionproxy.errors import FusionProxyError, MissingWeightsError
 from fusionproxy.io import PercentileStretch, read_ir, read_vis
 
@@ -60,10 +60,11 @@ def test_from_student_is_seeded() -> None:
     assert torch.equal(a(ir, vis), b(ir, vis))
 
 
-def test_default_model_is_not_bundled_yet() -> None:
+def test_a_missing_default_model_names_its_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("fusionproxy.api.DEFAULT_MODEL_DIR", tmp_path / "default_model")
     with pytest.raises(MissingWeightsError) as error:
         FusionProxy.from_pretrained("default")
-    assert str(DEFAULT_MODEL_DIR) in str(error.value) and "--model" in str(error.value)
+    assert str(tmp_path / "default_model") in str(error.value) and "--model" in str(error.value)
 
 
 def test_missing_and_corrupt_model_files(tmp_path: Path) -> None:

@@ -118,8 +118,9 @@ def test_never_writes_over_inputs(real_folders, monkeypatch, capsys) -> None:
     assert _digest(ir_dir.parent) == before
 
 
-def test_without_model_asks_for_one(real_folders, tmp_path, monkeypatch, capsys) -> None:
+def test_without_model_and_no_bundled_default_asks_for_one(real_folders, tmp_path, monkeypatch, capsys) -> None:
     ir_dir, vis_dir = real_folders
+    monkeypatch.setattr("fusionproxy.api.DEFAULT_MODEL_DIR", tmp_path / "missing" / "default_model")
     code, err = run_cli(["fuse", "--ir", str(ir_dir), "--vis", str(vis_dir), "-o", str(tmp_path / "o")],
                         monkeypatch, capsys)
     assert code == 1 and "--model" in err and "default model is not bundled" in err
