@@ -334,11 +334,11 @@ def bench_teacher(
     return results
 
 
-def speedups(results: list[BenchResult]) -> list[tuple[str, str, float, str, float, float]]:
-    """Per size and teacher: (size, teacher, teacher ms, fastest student backend, its ms, speed-up)."""
+def speedups(results: list[BenchResult], model: str) -> list[tuple[str, str, float, str, float, float]]:
+    """Per size and teacher: (size, teacher, teacher ms, `model`'s fastest backend, its ms, speed-up)."""
     rows = []
     for teacher in (r for r in results if r.backend == "sample" and r.median_ms):
-        students = [r for r in results if r.backend != "sample" and r.median_ms and
+        students = [r for r in results if r.model == model and r.backend != "sample" and r.median_ms and
                     (r.height, r.width) == (teacher.height, teacher.width)]
         if students:
             best = min(students, key=lambda r: r.median_ms)

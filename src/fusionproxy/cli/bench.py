@@ -70,7 +70,7 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="Seed of randomly initialised students and of teacher sampling."),
         teacher: Optional[list[Path]] = typer.Option(
             None, help="A trained teacher directory: also time one sample of it per size (repeatable); prints "
-            "the speed-up of the fastest student backend over it."),
+            "the speed-up of the first model's fastest backend over it."),
         teacher_runs: int = typer.Option(3, min=1, help="Timed samples per teacher and size."),
         json_path: Optional[Path] = typer.Option(None, "--json", help="Write all results and the environment here."),
     ) -> None:
@@ -116,14 +116,14 @@ def register(app: typer.Typer) -> None:
         if not out.is_terminal:  # a pipe or file gets 80 columns by default, which truncates the table
             out = Console(width=160)
         out.print(results_table(results, title))
-        for size, name, teacher_ms, student, student_ms, speedup in bench_lib.speedups(results):
+        for size, name, teacher_ms, student, student_ms, speedup in bench_lib.speedups(results, targets[0]):
             out.print(f"speed-up at {size}: {name} one sample {teacher_ms / 1e3:.2f} s / {student} "
                       f"{student_ms:.1f} ms = {speedup:,.0f}x")
         if json_path is not None:
             json_path.parent.mkdir(parents=True, exist_ok=True)
             record = {"environment": environment, "runs": runs, "warmup": warmup,
                       "speedups": [dict(zip(("size", "teacher", "teacher_ms", "student", "student_ms", "speedup"), row))
-                                   for row in bench_lib.speedups(results)],
+                                   for row in bench_lib.speedups(results, targets[0])],
                       "input": [str(p) for p in pair] if pair else "synthetic",
                       "results": [r.to_dict() for r in results]}
             json_path.write_text(json.dumps(record, indent=2) + "\n")
