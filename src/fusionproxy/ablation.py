@@ -31,7 +31,7 @@ from typing import Any
 from .config_files import load_config_file
 from .errors import FusionProxyError
 # The pipeline's config sections and data/command helpers, shared rather than copied.
-from .pipeline import CacheSection, DistillSection, _link_pairs, _resolved, _section, run_in_process
+from .pipeline import CacheSection, DistillSection, config_section, link_pairs, resolved_path, run_in_process
 
 BLOCK_NAMES = ("table4a", "table4b", "table4c", "table7")
 # CDDFuse's eight published metrics (the `cddfuse` convention of fusionproxy.metrics), the table's columns.
@@ -128,7 +128,7 @@ class AblationConfig:
         unknown = sorted(set(values) - set(sections) - {"teachers", "vgg_backbone", "threads"})
         if unknown:
             raise FusionProxyError(f"{where}: unknown option(s) {', '.join(unknown)}")
-        built = {name: _section(kind, values.get(name), f"{where}: {name}") for name, kind in sections.items()}
+        built = {name: config_section(kind, values.get(name), f"{where}: {name}") for name, kind in sections.items()}
         teachers = values.get("teachers") or {}
         if not isinstance(teachers, dict) or set(teachers) != set(BOTH_TEACHERS):
             raise FusionProxyError(f"{where}: teachers: give the directories of {' and '.join(BOTH_TEACHERS)}")
@@ -186,22 +186,22 @@ def data_dirs(config: AblationConfig, out: Path) -> tuple[Path, Path, str]:
     from .evaluate import parse_dataset
 
     data, out = config.data, out.resolve()
-    train, test = _resolved(data.train), _resolved(data.test)
+    train, test = resolved_path(data.train), resolved_path(data.test)
     name = parse_dataset(str(test)).name  # e.g. roadscene-test, also when a subset is linked
     # One folder per limit: links are only ever added, so a folder reused for another limit would keep extras.
     if data.train_limit is not None:
         train = out / "data" / f"train-first{data.train_limit}"
-        _link_pairs(data.train, train, data.train_limit, config.source)
+        link_pairs(data.train, train, data.train_limit, config.source)
     if data.test_limit is not None:
         test = out / "data" / f"test-first{data.test_limit}"
-        _link_pairs(data.test, test, data.test_limit, config.source)
+        link_pairs(data.test, test, data.test_limit, config.source)
     return train, test, name
 
 
 def cache_command(config: AblationConfig, planned: PlannedRow, train: Path) -> list[str]:
     """The `fusionproxy cache build` argv of a row's cache."""
     cache = config.cache
-    teachers = [a for t in planned.teachers for a in ("--teacher", str(_resolved(config.teachers[t])))]
+    teachers = [a for t in planned.teachers for a in ("--teacher", str(resolved_path(config.teachers[t])))]
     return ["cache", "build", "--data", str(train), *teachers, "--out", str(planned.cache_dir),
             "--panel", cache.panel, "--samples-per-teacher", str(planned.samples), "--crop-size", str(cache.crop_size),
             "--crops-per-image", str(cache.crops_per_image), "--grid", str(cache.grid), "--seed", str(cache.seed),

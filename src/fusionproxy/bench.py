@@ -259,6 +259,13 @@ def time_runner(run: Runner, runs: int, warmup: int) -> tuple[np.ndarray, np.nda
     return wall, cpu, output
 
 
+def timing_fields(seconds: np.ndarray, cpu_seconds: np.ndarray) -> dict[str, float]:
+    """The BenchResult timing fields from per-call wall and CPU seconds."""
+    median = float(np.median(seconds))
+    return {"median_ms": 1e3 * median, "p90_ms": 1e3 * float(np.percentile(seconds, 90)),
+            "min_ms": 1e3 * float(seconds.min()), "cpu_ms": 1e3 * float(np.median(cpu_seconds)), "fps": 1.0 / median}
+
+
 def benchmark(
     model: nn.Module,
     label: str,
@@ -295,12 +302,8 @@ def benchmark(
                     continue
                 finally:
                     model.to(memory_format=torch.contiguous_format)  # undo channels_last for the next backend
-                median = float(np.median(seconds))
-                results.append(BenchResult(
-                    backend=backend, median_ms=1e3 * median, p90_ms=1e3 * float(np.percentile(seconds, 90)),
-                    min_ms=1e3 * float(seconds.min()), cpu_ms=1e3 * float(np.median(cpu_seconds)), fps=1.0 / median,
-                    psnr_db=psnr(output, reference), **common,
-                ))
+                results.append(BenchResult(backend=backend, psnr_db=psnr(output, reference),
+                                           **timing_fields(seconds, cpu_seconds), **common))
     return results
 
 
@@ -325,11 +328,9 @@ def bench_teacher(
         ir, vis = bench_inputs(height, width, pair)
         with torch.inference_mode():
             seconds, cpu_seconds, _ = time_runner(lambda: teacher.sample(ir, vis, 1, seed), runs, warmup=1)
-        median = float(np.median(seconds))
         results.append(BenchResult(
             model=label, backend="sample", height=height, width=width, threads=threads, parameters=parameters,
-            gflops=float("nan"), runs=runs, median_ms=1e3 * median, p90_ms=1e3 * float(np.percentile(seconds, 90)),
-            min_ms=1e3 * float(seconds.min()), cpu_ms=1e3 * float(np.median(cpu_seconds)), fps=1.0 / median,
+            gflops=float("nan"), runs=runs, **timing_fields(seconds, cpu_seconds),
         ))
     return results
 

@@ -50,7 +50,7 @@ Runner = Callable[[Command], None]
 
 
 # ----- configuration -------------------------------------------------------------------------------------
-def _section(cls: type, values: Any, where: str) -> Any:
+def config_section(cls: type, values: Any, where: str) -> Any:
     """Build dataclass `cls` from a YAML mapping, refusing unknown keys (a typo must not pass silently)."""
     if values is None:
         values = {}
@@ -160,7 +160,7 @@ class PipelineConfig:
         unknown = sorted(set(values) - set(sections) - {"isolate"})
         if unknown:
             raise FusionProxyError(f"{where}: unknown section(s) {', '.join(unknown)}")
-        built = {name: _section(kind, values.get(name), f"{where}: {name}") for name, kind in sections.items()}
+        built = {name: config_section(kind, values.get(name), f"{where}: {name}") for name, kind in sections.items()}
         config = cls(**built, isolate=bool(values.get("isolate", True)), source=where)
         stretch = config.evaluate.stretch
         if not stretch or len(set(stretch)) != len(stretch):
@@ -216,13 +216,13 @@ class Layout:
         return self.root / "bench" / "bench.json"
 
 
-def _resolved(path: str) -> Path:
+def resolved_path(path: str) -> Path:
     return Path(path).expanduser().resolve()
 
 
 def _config_arg(name_or_path: str) -> str:
     """Config names pass through; YAML paths resolve against the current directory like every other path."""
-    return str(_resolved(name_or_path)) if name_or_path.endswith((".yaml", ".yml")) else name_or_path
+    return str(resolved_path(name_or_path)) if name_or_path.endswith((".yaml", ".yml")) else name_or_path
 
 
 def _sets(overrides: Sequence[str]) -> list[str]:
@@ -233,10 +233,10 @@ def data_folders(config: PipelineConfig, layout: Layout) -> tuple[Path, Path, di
     """(natural images, training pairs, test sets) as the stages see them: the configured folders, or their
     first `limit` (`test_limit`) entries linked under OUT/data."""
     data = config.data
-    natural, train = _resolved(data.natural), _resolved(data.train)
+    natural, train = resolved_path(data.natural), resolved_path(data.train)
     if data.limit is not None:
         natural, train = layout.data / "natural", layout.data / "train"
-    tests = {name: _resolved(path) for name, path in data.test.items()}
+    tests = {name: resolved_path(path) for name, path in data.test.items()}
     if data.test_limit is not None:
         tests = {name: layout.data / "test" / name for name in data.test}
     return natural, train, tests
@@ -323,9 +323,9 @@ def _link(source: Path, target: Path) -> None:
         target.symlink_to(source.resolve())
 
 
-def _link_pairs(source: str, target: Path, limit: int, where: str) -> None:
+def link_pairs(source: str, target: Path, limit: int, where: str) -> None:
     try:
-        pairs = find_dataset_pairs(_resolved(source)).pairs[:limit]
+        pairs = find_dataset_pairs(resolved_path(source)).pairs[:limit]
     except FileNotFoundError as error:
         raise FusionProxyError(f"{error} (data in {where})") from None
     for _, ir, vis in pairs:
@@ -339,15 +339,15 @@ def link_subsets(config: PipelineConfig, layout: Layout) -> None:
     data = config.data
     natural, train, tests = data_folders(config, layout)
     if data.limit is not None:
-        natural_dir = _resolved(data.natural)
+        natural_dir = resolved_path(data.natural)
         if not natural_dir.is_dir():
             raise FusionProxyError(f"{natural_dir}: natural image folder not found (data.natural in {config.source})")
         for image in sorted(p for p in natural_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[: data.limit]:
             _link(image, natural / image.name)
-        _link_pairs(data.train, train, data.limit, config.source)
+        link_pairs(data.train, train, data.limit, config.source)
     if data.test_limit is not None:
         for name, target in tests.items():
-            _link_pairs(data.test[name], target, data.test_limit, config.source)
+            link_pairs(data.test[name], target, data.test_limit, config.source)
 
 
 def share_evaluation_outputs(config: PipelineConfig, layout: Layout) -> None:

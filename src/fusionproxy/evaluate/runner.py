@@ -76,10 +76,14 @@ class _Run:
         self.out_dir, self.methods, self.levels, self.seed = out_dir, methods, levels, seed
         self.score, self.store, self.log = score, store, log
         self.failures: list[str] = []
+        self.by_name = {m.name: m for m in methods}
 
     def fail(self, message: str) -> None:
         self.failures.append(message)
         self.log(message)
+
+    def fused_path(self, method: Method, dataset: Dataset, stem: str, level: MisalignmentRange) -> Path:
+        return self.out_dir / "fused" / method.name / dataset.name / level_slug(level) / f"{stem}.png"
 
     def levels_of(self, method: Method) -> Sequence[MisalignmentRange]:
         # Precomputed outputs exist only for the aligned inputs.
@@ -109,7 +113,7 @@ class _Run:
                           f"{ir.shape[1]}x{ir.shape[0]}")
                 return None
             return image[..., :3] if image.ndim == 3 else image, float("nan")
-        path = self.out_dir / "fused" / method.name / dataset.name / level_slug(level) / f"{stem}.png"
+        path = self.fused_path(method, dataset, stem, level)
         cached = load_fused(path)
         if cached is not None:
             return cached
@@ -135,15 +139,13 @@ class _Run:
     def mean_output(self, method: MeanMethod, dataset: Dataset, stem: str, level: MisalignmentRange,
                     ir: np.ndarray, vis: np.ndarray) -> tuple[np.ndarray, float] | None:
         """The mean of the parts' (cached or computed) outputs; its time is the sum of theirs."""
-        by_name = {m.name: m for m in self.methods}
-        outputs = [self.output(by_name[name], dataset, stem, level, ir, vis) for name in method.parts]
+        outputs = [self.output(self.by_name[name], dataset, stem, level, ir, vis) for name in method.parts]
         if any(output is None for output in outputs):
             self.fail(f"{dataset.name}/{stem} ({method.name}, {level.label}): a part of the mean has no output")
             return None
         image = _uint8(np.mean([o[0].astype(np.float32) / 255.0 for o in outputs], axis=0))
         seconds = float(sum(o[1] for o in outputs))
-        save_fused(self.out_dir / "fused" / method.name / dataset.name / level_slug(level) / f"{stem}.png",
-                   image, seconds)
+        save_fused(self.fused_path(method, dataset, stem, level), image, seconds)
         return image, seconds
 
     def evaluate_pair(self, dataset: Dataset, stem: str, ir: np.ndarray, vis: np.ndarray,
@@ -322,7 +324,7 @@ def _write_grid(run: _Run, dataset: Dataset, stem: str, ir_path: Path, vis_path:
             except ImageReadError:
                 image = None  # already reported while scoring
         else:
-            cached = load_fused(run.out_dir / "fused" / method.name / dataset.name / "aligned" / f"{stem}.png")
+            cached = load_fused(run.fused_path(method, dataset, stem, ALIGNED))
             image = cached[0] if cached else None
         if image is not None and image.shape[:2] == ir.shape:
             panels.append((method.name, image))
