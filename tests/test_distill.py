@@ -16,7 +16,8 @@ from safetensors.torch import load_file
 import fusionproxy.students.ultralight  # noqa: F401  (registers the tiny test student's architecture)
 from fusionproxy.distill import DistillConfig, DistillDataset, item_keys, load_config
 from fusionproxy.errors import FusionProxyError
-from fusionproxy.misalignment import MisalignmentRange
+from fusionproxy.misalignment import MisalignmentSchedule
+from fusionproxy.visibility import DegradationRange
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_losses import ToyBackbone  # noqa: E402
@@ -73,7 +74,7 @@ def reference_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, torch
 def test_misalignment_moves_only_the_student_input() -> None:
     items, _ = fake_cache(3)
     keys = item_keys(["a", "b"])
-    dataset = DistillDataset(items, [0, 1, 2], keys, MisalignmentRange(10.0, 2.0), seed=0)
+    dataset = DistillDataset(items, [0, 1, 2], keys, MisalignmentSchedule(10.0, 2.0), seed=0)
     item = dataset[1]
     for key in keys:  # targets and the aligned IR are exactly as cached
         assert torch.equal(item[key], items[1][key].float())
@@ -81,8 +82,37 @@ def test_misalignment_moves_only_the_student_input() -> None:
     assert torch.equal(dataset[1]["ir_input"], item["ir_input"])  # same (seed, epoch, index): same draw
     dataset.set_epoch(1)
     assert not torch.equal(dataset[1]["ir_input"], item["ir_input"])
-    aligned = DistillDataset(items, [0, 1, 2], keys, MisalignmentRange(0.0, 0.0), seed=0)
+    aligned = DistillDataset(items, [0, 1, 2], keys, MisalignmentSchedule(0.0, 0.0), seed=0)
     assert torch.equal(aligned[1]["ir_input"], aligned[1]["ir"])
+    assert "vis_input" not in item  # degradation injection off by default
+
+
+def test_misalignment_probability_and_ramp() -> None:
+    items, _ = fake_cache(8)
+    keys = item_keys(["a", "b"])
+    half = DistillDataset(items, range(8), keys, MisalignmentSchedule(10.0, 2.0, probability=0.5), seed=0)
+    moved = [not torch.equal(half[i]["ir_input"], half[i]["ir"]) for i in range(8)]
+    assert 0 < sum(moved) < 8  # some items stay aligned, some are perturbed
+    ramp = MisalignmentSchedule(10.0, 2.0, ramp_epochs=4)
+    assert ramp.range_at(0).max_translation == 0 and ramp.range_at(2).max_translation == 5.0
+    assert ramp.range_at(9).max_rotation == 2.0
+    ramped = DistillDataset(items, range(8), keys, ramp, seed=0)
+    assert torch.equal(ramped[3]["ir_input"], ramped[3]["ir"])  # epoch 0: no perturbation yet
+    ramped.set_epoch(2)
+    assert not torch.equal(ramped[3]["ir_input"], ramped[3]["ir"])
+
+
+def test_degradation_injection_changes_only_the_student_vis() -> None:
+    items, _ = fake_cache(4)
+    keys = item_keys(["a", "b"])
+    dataset = DistillDataset(items, range(4), keys, MisalignmentSchedule(0.0, 0.0), seed=0,
+                             degradation=DegradationRange(probability=1.0, kinds=("night",)))
+    item = dataset[2]
+    for key in keys:  # targets, the aligned IR and the clean VIS stay as cached
+        assert torch.equal(item[key], items[2][key].float())
+    assert item["vis_input"].shape == item["vis"].shape
+    assert float(item["vis_input"].mean()) < float(item["vis"].mean())  # darkened
+    assert torch.equal(dataset[2]["vis_input"], item["vis_input"])  # seeded per (seed, epoch, index)
 
 
 def test_bundled_configs_and_overrides(tmp_path: Path) -> None:
@@ -181,3 +211,13 @@ def test_uncertainty_head_starts_at_the_mean_log_variance_and_leaves_the_image_a
     student.train()
     student.forward_with_uncertainty(ir, vis)[1].sum().backward()
     assert all(p.grad is None for name, p in student.named_parameters() if not name.startswith("log_variance_head"))
+
+
+def test_uncertainty_spearman_ranks_the_predicted_against_the_actual_spread() -> None:
+    from fusionproxy.distill import uncertainty_spearman
+
+    variance = torch.rand(1, 16, 16, generator=torch.Generator().manual_seed(0)).expand(3, -1, -1)
+    assert uncertainty_spearman(torch.log(variance[:1] + 1e-3), variance) == pytest.approx(1.0, abs=1e-6)
+    assert uncertainty_spearman(-variance[:1], variance) == pytest.approx(-1.0, abs=1e-6)
+    noise = torch.rand(1, 16, 16, generator=torch.Generator().manual_seed(1))
+    assert abs(uncertainty_spearman(noise, variance)) < 0.3

@@ -96,3 +96,17 @@ def test_grad_norms_prints_each_term_and_trains_nothing(tiny_cache: Path, tmp_pa
         assert isinstance(failed.exception, FusionProxyError) and "--grad-norms" in str(failed.exception)
     missing_out = CliRunner().invoke(app, args)
     assert isinstance(missing_out.exception, FusionProxyError) and "--out DIR is required" in str(missing_out.exception)
+
+
+def test_grad_norms_on_a_trained_student(tiny_cache: Path, tmp_path: Path) -> None:
+    from fusionproxy.cli import app
+
+    assert _distill(tiny_cache, tmp_path / "out", "--allow-random-panel").exit_code == 0
+    args = ["distill", "--cache", str(tiny_cache), "--student", "ultralight", "--allow-random-panel",
+            "--set", "student={widths: [4, 8], depths: [1, 1], decoder_depths: [1], stem_stride: 2}",
+            "--grad-norms", "0,1"]
+    fresh = CliRunner().invoke(app, args)
+    trained = CliRunner().invoke(app, [*args, "--grad-norms-model", str(tmp_path / "out")])
+    assert trained.exit_code == 0, trained.output + repr(trained.exception)
+    assert trained.output.splitlines()[0] == fresh.output.splitlines()[0]
+    assert trained.output != fresh.output  # measured on the trained weights, not the fresh student

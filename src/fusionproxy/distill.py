@@ -29,9 +29,10 @@ from .config_files import load_config_file
 from .errors import FusionProxyError
 from .io import write_image
 from .losses import DistillationLoss, DistillLossConfig
-from .misalignment import MisalignmentRange, misalign
+from .misalignment import MisalignmentSchedule
 from .students import FusionStudent, create_student
 from .training import TrainConfig, Trainer, item_generator
+from .visibility import DegradationRange
 
 IMAGE_KEYS = ("ir", "vis", "mean", "var")
 SOURCE_METRICS = ("VIF", "Qabf")
@@ -50,7 +51,8 @@ class DistillConfig:
     loss: DistillLossConfig = field(default_factory=DistillLossConfig)
     student: dict[str, Any] = field(default_factory=dict)  # overrides of the student's config fields
     epochs: int | None = None
-    misalignment: MisalignmentRange = field(default_factory=MisalignmentRange)  # Eq. 14; zeros = off
+    misalignment: MisalignmentSchedule = field(default_factory=MisalignmentSchedule)  # Eq. 14; zeros = off
+    degradation: DegradationRange = field(default_factory=DegradationRange)  # of the student's VIS; off by default
     val_items: int = 4  # held out from the end of the cache when no --val-cache is given
 
     @classmethod
@@ -63,7 +65,8 @@ class DistillConfig:
             raise FusionProxyError(f"{where}: missing the 'train' section")
         try:
             values["loss"] = DistillLossConfig.from_dict(values.get("loss") or {})
-            values["misalignment"] = MisalignmentRange(**(values.get("misalignment") or {}))
+            values["misalignment"] = MisalignmentSchedule(**(values.get("misalignment") or {}))
+            values["degradation"] = DegradationRange(**(values.get("degradation") or {}))
         except (TypeError, FusionProxyError) as error:
             raise FusionProxyError(f"{where}: {error}") from None
         config = cls(**values)
@@ -86,6 +89,7 @@ class DistillConfig:
             "student": dict(self.student),
             "epochs": self.epochs,
             "misalignment": dataclasses.asdict(self.misalignment),
+            "degradation": dataclasses.asdict(self.degradation),
             "val_items": self.val_items,
         }
 
@@ -102,10 +106,13 @@ def item_keys(backbones: Sequence[str]) -> list[str]:
 
 
 class DistillDataset(Dataset):
-    """Cache items (float32) plus `ir_input`, the student's infrared input, misaligned per item (Eq. 14).
+    """Cache items (float32) plus the student's inputs: `ir_input`, misaligned per item (Eq. 14), and, when the
+    degradation injection is on, `vis_input`, the visible frame at a random night/fog level and severity.
 
-    The perturbation is drawn from `item_generator(seed, epoch, index)`, so resumed and multi-process runs see
-    the same draws. Every target (`mean`, `var`, features) and the aligned `ir` are left as cached.
+    The degraded input keeps the clean pair's ensemble as its target, so the student learns to lean on the IR
+    exactly where the visible frame fails. Every draw comes from `item_generator(seed, epoch, index)`, so
+    resumed and multi-process runs see the same draws. Every target (`mean`, `var`, features) and the aligned
+    `ir` and clean `vis` are left as cached.
     """
 
     def __init__(
@@ -113,11 +120,13 @@ class DistillDataset(Dataset):
         items: Dataset,
         indices: Sequence[int],
         keys: Sequence[str],
-        misalignment: MisalignmentRange,
+        misalignment: MisalignmentSchedule,
         seed: int,
+        degradation: DegradationRange | None = None,
     ) -> None:
         self.items, self.indices, self.keys = items, list(indices), list(keys)
         self.misalignment, self.seed, self.epoch = misalignment, seed, 0
+        self.degradation = degradation or DegradationRange()
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -129,7 +138,9 @@ class DistillDataset(Dataset):
         raw = self.items[self.indices[index]]
         item = {key: torch.as_tensor(raw[key]).float() for key in self.keys}
         generator = item_generator(self.seed, self.epoch, index)
-        item["ir_input"] = misalign(item["ir"][None], self.misalignment, generator)[0]
+        item["ir_input"] = self.misalignment.apply(item["ir"][None], self.epoch, generator)[0]
+        if self.degradation.probability > 0:
+            item["vis_input"] = self.degradation.sample(generator).apply(item["vis"], generator)
         return item
 
 
@@ -159,9 +170,25 @@ def _source_metrics(ir: torch.Tensor, vis: torch.Tensor, fused: torch.Tensor) ->
     return {name: scores[name] for name in SOURCE_METRICS}
 
 
+def uncertainty_spearman(log_variance: torch.Tensor, variance: torch.Tensor) -> float:
+    """Spearman rank correlation between the head's per-pixel std and the ensemble's actual std (one item).
+
+    Rank-based, so a head that orders pixels by how much the teachers disagree scores 1 whatever its scale.
+    """
+    from scipy.stats import spearmanr
+
+    def per_pixel(map_: torch.Tensor) -> np.ndarray:  # C x H x W (channel mean) or H x W -> H*W values
+        map_ = map_.detach().float()
+        return (map_.mean(dim=0) if map_.ndim == 3 else map_).flatten().cpu().numpy()
+
+    predicted, actual = per_pixel(log_variance), per_pixel(variance)  # exp is monotone: log-variance ranks
+    return float(spearmanr(predicted, actual).statistic)
+
+
 class Validator:
     """Every epoch: a PNG grid (rows IR | VIS | ensemble mean | student), PSNR and SSIM of the student against
-    the ensemble mean (the student's distillation fidelity) and VIF, Q^AB/F against the sources, averaged."""
+    the ensemble mean (the student's distillation fidelity), VIF, Q^AB/F against the sources, and, for a
+    student with the uncertainty head, the Spearman correlation of its std with the ensemble's, averaged."""
 
     def __init__(self, items: Sequence[Mapping[str, torch.Tensor]]) -> None:
         self.items = [{key: torch.as_tensor(item[key]).float() for key in IMAGE_KEYS} for item in items]
@@ -171,12 +198,15 @@ class Validator:
         rows, scores = [], []
         for item in self.items:
             ir, vis, mean = (item[k][None].to(device) for k in ("ir", "vis", "mean"))
-            fused = model(ir, vis)[0].clamp(0.0, 1.0)
+            fused, log_variance = model(ir, vis)
+            fused = fused.clamp(0.0, 1.0)
             score = {
                 "psnr_mean": float(kornia.metrics.psnr(fused, mean, 1.0)),
                 "ssim_mean": float(kornia.metrics.ssim(fused, mean, 11).mean()),
                 **_source_metrics(ir[0], vis[0], fused[0]),
             }
+            if log_variance is not None:
+                score["uncertainty_spearman"] = uncertainty_spearman(log_variance[0], item["var"])
             scores.append(score)
             rows.append(torch.cat([ir.expand(-1, 3, -1, -1), vis, mean, fused], dim=-1)[0])
         width = max(row.shape[-1] for row in rows)  # a --val-cache may use another crop size
@@ -232,7 +262,9 @@ def distill(
     out_dir = Path(out_dir)
     train_indices, held_out = split_items(len(items), config.val_items, val_items is not None)
     train_config = config.train_config(len(train_indices))
-    dataset = DistillDataset(items, train_indices, item_keys(list(panel)), config.misalignment, train_config.seed)
+    dataset = DistillDataset(
+        items, train_indices, item_keys(list(panel)), config.misalignment, train_config.seed, config.degradation
+    )
     if val_items is not None:
         validation = [val_items[i] for i in range(min(config.val_items, len(val_items)))]
     else:
@@ -330,14 +362,17 @@ def open_cache(
 
 def term_gradient_norms(
     student_name: str, config: DistillConfig, items: Dataset, panel: Mapping[str, nn.Module],
-    indices: Sequence[int],
+    indices: Sequence[int], student: FusionStudent | None = None,
 ) -> dict[str, tuple[float, float, float]]:
-    """Loss balance at initialisation: per term (value, gradient norm on the student's parameters, the norm
-    times the term's lambda) on one batch of cache items, without misalignment. Training follows the sum of
-    the weighted gradients, so a term whose weighted norm dwarfs the others sets the direction alone."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.train_config(len(items)).seed)  # the student `distill` would start from
-        student = create_student(student_name, **config.student)
+    """Loss balance: per term (value, gradient norm on the student's parameters, the norm times the term's
+    lambda) on one batch of cache items, without misalignment or degradation. Training follows the sum of the
+    weighted gradients, so a term whose weighted norm dwarfs the others sets the direction alone. `student`
+    (e.g. a trained one, for the balance at the end of a run) replaces the fresh student `distill` starts from.
+    """
+    if student is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.train_config(len(items)).seed)  # the student `distill` would start from
+            student = create_student(student_name, **config.student)
     names = list(panel)
     loss = DistillationLoss(config.loss, panel, {k: items.sigma[k] for k in names},
                             {k: items.mean_var[k] for k in names})

@@ -34,6 +34,10 @@ def distill_command(
         None, "--grad-norms", help="Train nothing: print each loss term's value and gradient norm on the fresh "
         "student for these cache items (comma-separated indices, one batch), to check the lambdas' balance."
     ),
+    grad_norms_model: Optional[Path] = typer.Option(
+        None, "--grad-norms-model", help="With --grad-norms: measure on this trained student directory instead "
+        "of the fresh student (the balance at the end of a run)."
+    ),
 ) -> None:
     """Distil STUDENT from the cached teacher ensemble; writes a FusionProxy.from_pretrained-loadable OUT."""
     from ..distill import distill_from_cache, load_config, open_cache, term_gradient_norms
@@ -48,9 +52,14 @@ def distill_command(
         items, panel, _ = open_cache(cache, distill_config, weights_dir, allow_random_panel)
         if not indices or not all(0 <= i < len(items) for i in indices):
             raise FusionProxyError(f"--grad-norms: indices must lie in 0..{len(items) - 1}")
+        trained = None
+        if grad_norms_model is not None:
+            from ..api import FusionProxy
+
+            trained = FusionProxy.from_pretrained(grad_norms_model).student
         typer.echo(f"{'term':<12} {'value':>10} {'grad norm':>10} {'x lambda':>10}")
         for name, (value, norm, weighted) in term_gradient_norms(
-                student, distill_config, items, panel, indices).items():
+                student, distill_config, items, panel, indices, trained).items():
             typer.echo(f"{name:<12} {value:>10.4g} {norm:>10.4g} {weighted:>10.4g}")
         return
     if out is None:

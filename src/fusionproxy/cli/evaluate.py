@@ -17,7 +17,8 @@ def evaluate_command(
     method: list[str] = typer.Option(
         [], "--method", "-m",
         help="[NAME=]SPEC, repeatable: a student directory (model:DIR), teacher:DIR[:N] (mean of N samples), "
-        "a folder of fused images (folder:DIR, matched by stem), or baseline:average|max|laplacian.",
+        "a folder of fused images (folder:DIR, matched by stem), baseline:average|max|laplacian, or a source "
+        "frame itself as a reference row (source:ir, as 3-channel grey, or source:vis).",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder; a rerun resumes it."),
     convention: str = typer.Option("vifb,cddfuse", help="Metric conventions, comma-separated."),
@@ -33,6 +34,16 @@ def evaluate_command(
     grid: Optional[str] = typer.Option(None, help="Stems for comparison grids, comma-separated; 'none' for none."),
     seed: int = typer.Option(0, help="Seeds teacher sampling and perturbations (per image)."),
     rescore: bool = typer.Option(False, help="Re-score cached outputs (keeps the old CSV as results.previous.csv)."),
+    detector: Optional[Path] = typer.Option(
+        None, help="Frozen detector (ONNX) to compare what it finds in visible, IR and fused frames as the visible "
+        "frame degrades; tables in summary.md, scores in detection.csv."
+    ),
+    detector_format: str = typer.Option("auto", help="Detector output format (registered: yolox); auto: detected."),
+    detector_levels: str = typer.Option("all", help="Visibility levels of the detection study, comma-separated."),
+    slow_levels: Optional[str] = typer.Option(
+        None, help="Levels for teachers and means of teachers in the detection study (default: all of "
+        "--detector-levels), e.g. 'none,night-0.05,fog-0.1'."
+    ),
 ) -> None:
     """Compare fusion methods on paired datasets: per-image CSV, Markdown tables, grids and charts."""
     from rich.console import Console
@@ -51,14 +62,27 @@ def evaluate_command(
     elif perturb:
         levels = DEFAULT_LEVELS
     stems = None if grid is None else [] if grid == "none" else _items(grid)
+    detection = None
+    if detector is not None:
+        from ..detection import load_detector
+        from ..evaluate.detection import DetectionSettings
+        from ..visibility import parse_levels as parse_visibility
+
+        detection = DetectionSettings(
+            load_detector(detector, detector_format), detector.name, tuple(parse_visibility(detector_levels)),
+            None if slow_levels is None else tuple(parse_visibility(slow_levels)),
+        )
 
     console = Console(stderr=True, soft_wrap=True)  # one line per message, however long the paths
     result = evaluate(
         dataset, methods, out, conventions=_items(convention), no_reference=_items(no_reference),
         stretch=stretch, perturbations=levels, seed=seed, grid=stems, rescore=rescore, console=console,
+        detection=detection,
     )
     console.print(f"{len(result.rows)} scored rows; tables in {out / 'summary.md'}, per-image scores in "
                   f"{out / 'results.csv'}", highlight=False)
+    if detection is not None:
+        console.print(f"detection tables in {out / 'summary.md'}, scores in {out / 'detection.csv'}", highlight=False)
     if result.failures:
         console.print(f"[bold red]{len(result.failures)} input(s) could not be scored[/] (listed above and in "
                       f"{out / 'summary.md'})", highlight=False)

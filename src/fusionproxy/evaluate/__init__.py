@@ -3,6 +3,7 @@
 `evaluate(datasets, methods, out_dir, ...)` is the Python entry point behind `fusionproxy evaluate`.
 """
 
+from .detection import DetectionSettings
 from .methods import Method, default_baselines, parse_method
 from .perturb import DEFAULT_LEVELS, parse_levels
 from .runner import Dataset, EvaluationResult, evaluate, parse_dataset
@@ -10,6 +11,7 @@ from .runner import Dataset, EvaluationResult, evaluate, parse_dataset
 __all__ = [
     "DEFAULT_LEVELS",
     "Dataset",
+    "DetectionSettings",
     "EvaluationResult",
     "Method",
     "default_baselines",

@@ -23,6 +23,19 @@ def comparison_grid(panels: list[tuple[str, np.ndarray]], path: Path) -> int:
     """One row of labelled tiles (IR | VIS | each method) at full resolution, no resampling, so differences in
     detail stay visible. All tiles are uint8 of the same H x W; the PNG is
     (LABEL_HEIGHT + H) x (n W + (n - 1) GAP). Returns the number of panels written."""
+    _write_png(_tile_row(panels), path)
+    return len(panels)
+
+
+def stacked_grids(rows: list[list[tuple[str, np.ndarray]]], path: Path) -> None:
+    """Rows of labelled tiles as in `comparison_grid` (all tiles of one H x W, the same count per row), one under
+    another, GAP apart: e.g. one row per degradation level."""
+    tiles = [_tile_row(panels) for panels in rows]
+    gap = np.full((GAP, tiles[0].shape[1], 3), 255, np.uint8)
+    _write_png(np.concatenate([part for tile in tiles for part in (tile, gap)][:-1]), path)
+
+
+def _tile_row(panels: list[tuple[str, np.ndarray]]) -> np.ndarray:
     height, width = panels[0][1].shape[:2]
     canvas = np.full((LABEL_HEIGHT + height, len(panels) * (width + GAP) - GAP, 3), 255, np.uint8)
     for index, (label, image) in enumerate(panels):
@@ -32,9 +45,12 @@ def comparison_grid(panels: list[tuple[str, np.ndarray]], path: Path) -> int:
         canvas[LABEL_HEIGHT:, left : left + width] = _rgb(image)
         cv2.putText(canvas, label, (left + 4, LABEL_HEIGHT - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1,
                     cv2.LINE_AA)
+    return canvas
+
+
+def _write_png(canvas: np.ndarray, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
-    return len(panels)
 
 
 def metrics_chart(

@@ -8,6 +8,8 @@ SPEC is one of
 - `mean:A+B[+...]`       the pixel mean of other methods' outputs in the same evaluation (by name): with the
                          rows `teacher:D1:N` and `teacher:D2:N` it is the 2N-sample ensemble mean of Eq. 3, the
                          student's distillation target, at no extra sampling cost,
+- `source:ir|vis`        a source frame itself as the output (IR as 3-channel grey; visible unchanged): the
+                         reference rows of what each source alone scores (e.g. TTC 1 for `source:ir`),
 - `DIR`                  `model:` if it holds a config.json, else `folder:` if it holds images, else `model:`.
 Models and teachers load lazily, so a rerun whose outputs are all cached never loads weights.
 """
@@ -23,6 +25,8 @@ import numpy as np
 from ..baselines import get_baseline, list_baselines
 from ..errors import FusionProxyError
 from ..io import IMAGE_SUFFIXES
+
+SOURCES = ("ir", "vis")
 
 
 @dataclass
@@ -90,6 +94,16 @@ class TeacherMethod(Method):
 
 
 @dataclass
+class SourceMethod(Method):
+    """Passes one source frame through: `source` is "ir" or "vis"."""
+
+    source: str = "ir"
+
+    def fuse(self, ir: np.ndarray, vis: np.ndarray, seed: int) -> np.ndarray:
+        return np.repeat(ir[..., None], 3, axis=2) if self.source == "ir" else vis
+
+
+@dataclass
 class FolderMethod(Method):
     directory: Path = Path()
 
@@ -140,6 +154,10 @@ def parse_method(text: str) -> Method:
         path = _existing_dir(directory, text)
         label = name or (f"{path.name}-x{count}" if int(count) > 1 else path.name)
         return TeacherMethod(label, spec, directory=path, num_samples=int(count))
+    if kind == "source":
+        if rest not in SOURCES:
+            raise FusionProxyError(f"unknown source '{rest}' in '{text}' (known: {', '.join(SOURCES)})")
+        return SourceMethod(name or rest, spec, source=rest)
     if kind == "mean":
         parts = tuple(part for part in rest.split("+") if part)
         if len(parts) < 2:

@@ -7,6 +7,7 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from ..metrics.thermal import NAME as TTC
 from .storage import read_number
 
 SSIM_COLUMN = "ssim_vs_aligned"
@@ -14,11 +15,13 @@ SSIM_COLUMN = "ssim_vs_aligned"
 
 @dataclass
 class Group:
-    """Mean of every numeric column over the images of one (method, dataset, perturbation)."""
+    """Mean of every numeric column over the images of one (method, dataset, perturbation); `counts`: how many
+    images each mean is over (NaN cells, e.g. TTC of frames without thermal targets, are left out)."""
 
     count: int = 0
     means: dict[str, float] = field(default_factory=dict)
     median_seconds: float = math.nan
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 def metric_column(convention: str, name: str) -> str:
@@ -42,6 +45,7 @@ def summarize(rows: list[dict[str, str]], columns: list[str]) -> dict[tuple[str,
             count=len(bucket.pop("_count")),
             means={column: statistics.fmean(items) for column, items in bucket.items()},
             median_seconds=statistics.median(seconds) if seconds else math.nan,
+            counts={column: len(items) for column, items in bucket.items()},
         )
     return groups
 
@@ -75,7 +79,8 @@ def means_table(
     metric_names: list[str],
     higher_is_better: dict[str, bool],
 ) -> str:
-    """Markdown: one row per method, the mean of each metric with its rank in brackets, and the speed."""
+    """Markdown: one row per method, the mean of each metric with its rank in brackets, and the speed; below it,
+    how many frames the TTC means are over (frames without thermal targets have none)."""
     present = [m for m in methods if (m, dataset, perturbation) in groups]
     header = [f"{name} {'↑' if higher_is_better[name] else '↓'}" for name in metric_names]
     lines = [
@@ -95,7 +100,24 @@ def means_table(
             rank = column_ranks[name].get(method)
             cells.append(_number(value) + (f" ({rank})" if rank is not None else ""))
         lines.append(f"| {method} | {group.count} | " + " | ".join(cells) + f" | {_speed(group.median_seconds)} |")
+    if TTC in metric_names and present:
+        counted = _frames_counted(groups, present, dataset, perturbation, metric_column(convention, TTC))
+        lines += ["", f"{TTC} over {counted} (frames without thermal targets left out)."]
     return "\n".join(lines)
+
+
+def _frames_counted(
+    groups: dict[tuple[str, str, str], Group], methods: list[str], dataset: str, perturbation: str, column: str
+) -> str:
+    """'23/25 frames', or one such figure per set of methods where their counts differ."""
+    counts = {}
+    for method in methods:
+        group = groups[(method, dataset, perturbation)]
+        counts[method] = f"{group.counts.get(column, 0)}/{group.count} frames"
+    distinct = list(dict.fromkeys(counts.values()))
+    if len(distinct) == 1:
+        return distinct[0]
+    return ", ".join(f"{c} ({', '.join(m for m in methods if counts[m] == c)})" for c in distinct)
 
 
 def misalignment_table(

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rich.console import Console
@@ -25,6 +26,9 @@ from .methods import FolderMethod, MeanMethod, Method
 from .perturb import ALIGNED, perturb_ir, ssim_against, stable_seed
 from .scoring import NO_REFERENCE, Scorer
 from .storage import KEY_COLUMNS, ResultStore, check_settings, load_fused, save_fused
+
+if TYPE_CHECKING:
+    from .detection import DetectionSettings
 
 SPLIT_NAMES = ("test", "train", "val", "valid", "validation")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
@@ -68,6 +72,10 @@ def level_slug(level: MisalignmentRange) -> str:
     return "aligned" if level == ALIGNED else f"t{level.max_translation:g}-r{level.max_rotation:g}"
 
 
+def _label(level: MisalignmentRange, visibility: str) -> str:
+    return level.label if visibility == "none" else visibility
+
+
 class _Run:
     """State of one evaluation: the store, the cache folder, the scorer, the failures."""
 
@@ -82,8 +90,11 @@ class _Run:
         self.failures.append(message)
         self.log(message)
 
-    def fused_path(self, method: Method, dataset: Dataset, stem: str, level: MisalignmentRange) -> Path:
-        return self.out_dir / "fused" / method.name / dataset.name / level_slug(level) / f"{stem}.png"
+    def fused_path(self, method: Method, dataset: Dataset, stem: str, level: MisalignmentRange,
+                   visibility: str = "none") -> Path:
+        """`visibility`: the `fusionproxy.visibility` level the visible input was degraded to (detection study)."""
+        slug = level_slug(level) if visibility == "none" else visibility
+        return self.out_dir / "fused" / method.name / dataset.name / slug / f"{stem}.png"
 
     def levels_of(self, method: Method) -> Sequence[MisalignmentRange]:
         # Precomputed outputs exist only for the aligned inputs.
@@ -96,7 +107,7 @@ class _Run:
         )
 
     def output(self, method: Method, dataset: Dataset, stem: str, level: MisalignmentRange,
-               ir: np.ndarray, vis: np.ndarray) -> tuple[np.ndarray, float] | None:
+               ir: np.ndarray, vis: np.ndarray, visibility: str = "none") -> tuple[np.ndarray, float] | None:
         """(uint8 output, seconds) from the folder, the cache, or by running the method; None if missing."""
         if isinstance(method, FolderMethod):
             path = method.find(dataset.name, stem)
@@ -113,12 +124,12 @@ class _Run:
                           f"{ir.shape[1]}x{ir.shape[0]}")
                 return None
             return image[..., :3] if image.ndim == 3 else image, float("nan")
-        path = self.fused_path(method, dataset, stem, level)
+        path = self.fused_path(method, dataset, stem, level, visibility)
         cached = load_fused(path)
         if cached is not None:
             return cached
         if isinstance(method, MeanMethod):
-            return self.mean_output(method, dataset, stem, level, ir, vis)
+            return self.mean_output(method, dataset, stem, level, ir, vis, visibility)
         method.prepare()
         moved = perturb_ir(ir, level, stable_seed(self.seed, dataset.name, stem, level.label))
         start = time.perf_counter()
@@ -127,7 +138,7 @@ class _Run:
         except MissingWeightsError:
             raise  # the same for every image: stop with its message
         except FusionProxyError as error:  # this input is unusable for this method; go on with the others
-            self.fail(f"{dataset.name}/{stem} ({method.name}, {level.label}): {error}")
+            self.fail(f"{dataset.name}/{stem} ({method.name}, {_label(level, visibility)}): {error}")
             return None
         seconds = time.perf_counter() - start
         if fused.shape != vis.shape:
@@ -137,15 +148,16 @@ class _Run:
         return image, seconds
 
     def mean_output(self, method: MeanMethod, dataset: Dataset, stem: str, level: MisalignmentRange,
-                    ir: np.ndarray, vis: np.ndarray) -> tuple[np.ndarray, float] | None:
+                    ir: np.ndarray, vis: np.ndarray, visibility: str = "none") -> tuple[np.ndarray, float] | None:
         """The mean of the parts' (cached or computed) outputs; its time is the sum of theirs."""
-        outputs = [self.output(self.by_name[name], dataset, stem, level, ir, vis) for name in method.parts]
+        outputs = [self.output(self.by_name[part], dataset, stem, level, ir, vis, visibility) for part in method.parts]
         if any(output is None for output in outputs):
-            self.fail(f"{dataset.name}/{stem} ({method.name}, {level.label}): a part of the mean has no output")
+            self.fail(f"{dataset.name}/{stem} ({method.name}, {_label(level, visibility)}): a part of the mean has "
+                      "no output")
             return None
         image = _uint8(np.mean([o[0].astype(np.float32) / 255.0 for o in outputs], axis=0))
         seconds = float(sum(o[1] for o in outputs))
-        save_fused(self.fused_path(method, dataset, stem, level), image, seconds)
+        save_fused(self.fused_path(method, dataset, stem, level, visibility), image, seconds)
         return image, seconds
 
     def evaluate_pair(self, dataset: Dataset, stem: str, ir: np.ndarray, vis: np.ndarray,
@@ -207,6 +219,7 @@ def evaluate(
     rescore: bool = False,
     progress: bool = True,
     console: Console | None = None,
+    detection: DetectionSettings | None = None,
 ) -> EvaluationResult:
     """Evaluate `methods` on every pair of `datasets`, resuming whatever `out_dir` already holds.
 
@@ -214,6 +227,8 @@ def evaluate(
     `perturbations`: levels of test-time IR misalignment (the first must be aligned); None = aligned only.
     `grid`: stems to draw comparison grids for; None = three evenly spaced pairs per dataset, [] = none.
     `rescore`: set aside an existing results.csv (as results.previous.csv) and re-score the cached outputs.
+    `detection`: also run the detection study (`evaluate.detection`): its tables go into summary.md, its scores
+    into detection.csv, its box figures to detection/<dataset>/<stem>.png (for the grid stems).
     Bad inputs are reported (and listed in `failures`) while everything else is still scored.
     """
     out_dir = Path(out_dir)
@@ -236,6 +251,10 @@ def evaluate(
     missing_grid = [stem for stem in (grid or []) if stem not in all_stems]
     if missing_grid:
         raise FusionProxyError(f"--grid stem(s) {', '.join(missing_grid)} are in none of the datasets")
+    grid_stems = {}
+    for name, listing in listings.items():
+        stems = [stem for stem, _, _ in listing.pairs]
+        grid_stems[name] = _default_grid_stems(sorted(stems)) if grid is None else [s for s in grid if s in stems]
 
     results_path = out_dir / "results.csv"
     settings = {
@@ -250,10 +269,20 @@ def evaluate(
     store = ResultStore(results_path, [*KEY_COLUMNS, *scorer.columns, *extra, "seconds"])
     run = _Run(out_dir, list(methods), levels, seed, scorer, store,
                lambda line: console.print(line, highlight=False, markup=False))
-    _score_datasets(run, datasets, listings, Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, disable=not progress,
-    ))
+
+    def bar() -> Progress:
+        return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        console=console, disable=not progress)
+
+    _score_datasets(run, datasets, listings, bar())
+    detection_section, detection_files = "", []
+    if detection is not None:  # (imported here: they build on this module)
+        from .detection import detection_study
+        from .detection_report import markdown, write_csv
+
+        study = detection_study(run, datasets, listings, detection, grid_stems, bar())
+        detection_section = markdown(study)
+        detection_files = [write_csv(study, out_dir / "detection.csv"), *study.figures]
 
     method_names = [m.name for m in methods]
     dataset_names = [d.name for d in datasets]
@@ -262,8 +291,8 @@ def evaluate(
     groups = report.summarize(rows, scorer.columns + extra)
     summary = out_dir / "summary.md"
     summary.write_text(_summary_markdown(groups, method_names, dataset_names, scorer.tables, levels, stretch,
-                                         run.failures))
-    result.files += [results_path, summary]
+                                         run.failures) + detection_section)
+    result.files += [results_path, summary, *detection_files]
     for convention, (names, higher) in scorer.tables.items():
         chart = out_dir / f"chart_{convention}.png"
         figures.metrics_chart(groups, method_names, dataset_names, convention, names, higher, chart)
@@ -274,8 +303,7 @@ def evaluate(
         result.files.append(chart)
     for dataset in datasets:
         pairs = {stem: (ir_path, vis_path) for stem, ir_path, vis_path in listings[dataset.name].pairs}
-        stems = _default_grid_stems(sorted(pairs)) if grid is None else [s for s in grid if s in pairs]
-        for stem in stems:
+        for stem in grid_stems[dataset.name]:
             path = out_dir / "grids" / dataset.name / f"{stem}.png"
             count = _write_grid(run, dataset, stem, *pairs[stem], path)
             if count:

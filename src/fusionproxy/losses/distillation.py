@@ -21,7 +21,8 @@ class DistillationLoss(nn.Module):
 
     Called as `loss(model, batch) -> (total, logs)`, where `model(ir, vis)` returns `(rgb, log_variance or
     None)` and `batch` holds the cache keys (`ir`, `vis`, `mean`, `var`, `feat_mean/<k>`, `feat_var/<k>`) plus
-    `ir_input`, the student's (possibly misaligned, Eq. 14) infrared input; the aligned `ir` is only a target.
+    `ir_input`, the student's (possibly misaligned, Eq. 14) infrared input, and optionally `vis_input`, its
+    (possibly degraded) visible input; the aligned `ir` and clean `vis` are only targets.
     `panel` maps each backbone name used for L_MFM to its frozen module; `sigma[k]` is its channel-wise
     training-set std and `mean_var[k]` the training-set mean of its spatially averaged variance (Eq. 8).
     The only trainable parameters are the global backbone logits of the `learned` routing ablation.
@@ -74,7 +75,7 @@ class DistillationLoss(nn.Module):
         return terms
 
     def forward(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        rgb, log_variance = model(batch["ir_input"], batch["vis"])
+        rgb, log_variance = model(batch["ir_input"], batch.get("vis_input", batch["vis"]))
         terms = self.terms(rgb, log_variance, batch)
         weight = {
             "pix": self.config.lambda_pix,

