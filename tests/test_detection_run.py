@@ -99,11 +99,13 @@ def test_yolo_labels_replace_the_pseudo_references(pairs: Path, detector_path: P
         (labels / f"{stem}.txt").write_text("\n".join(lines) + "\n")
 
     settings = DetectionSettings(detector, "yolox", tuple(parse_levels("none")))
-    result = evaluate([pairs], [parse_method("baseline:max")], tmp_path / "out", conventions=(), progress=False,
-                      grid=[], detection=settings)
+    elsewhere = tmp_path / "other-peer"  # a folder method with outputs for other datasets only
+    (elsewhere / "tno").mkdir(parents=True)
+    methods = [parse_method("baseline:max"), parse_method(f"folder:{elsewhere}")]
+    result = evaluate([pairs], methods, tmp_path / "out", conventions=(), progress=False, grid=[], detection=settings)
     rows = {r["row"]: r for r in _csv(tmp_path / "out" / "detection.csv")}
     assert float(rows[VISIBLE_ROW]["map50"]) == pytest.approx(1.0)
-    assert set(rows) == {VISIBLE_ROW, IR_ROW, "max"}
+    assert set(rows) == {VISIBLE_ROW, IR_ROW, "max"}  # no 0.000 row for the folder without this dataset
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert "References: YOLO labels" in summary and "Sanity check" not in summary
-    assert not result.failures
+    assert all("other-peer" in failure for failure in result.failures)

@@ -195,16 +195,18 @@ def test_two_processes_equal_one(reference_run: tuple[Path, torch.nn.Module], tm
         torch.testing.assert_close(double[name], value, rtol=1e-4, atol=1e-5)
 
 
-def test_uncertainty_head_starts_at_the_mean_log_variance_and_leaves_the_image_alone(tmp_path: Path) -> None:
+@pytest.mark.parametrize("hidden", [0, 8])  # 0: the 1 x 1 read-out of older models; 8: conv + GELU first
+def test_uncertainty_head_starts_at_the_mean_log_variance_and_leaves_the_image_alone(tmp_path: Path, hidden: int) -> None:
     from fusionproxy.distill import mean_log_variance
 
     items, _ = fake_cache()
     expected = mean_log_variance(items, range(4), 1e-3)  # the 4 training items (2 are held out)
     assert expected == pytest.approx(float(torch.stack([torch.log(i["var"] + 1e-3).mean() for i in items[:4]]).mean()))
     config = DistillConfig.from_dict({"train": {"max_steps": 1, "batch_size": 2, "lr": 1e-12},
-                                      "student": {**TINY_STUDENT, "uncertainty_head": True}, "val_items": 2})
+                                      "student": {**TINY_STUDENT, "uncertainty_head": True,
+                                                  "uncertainty_hidden": hidden}, "val_items": 2})
     student = run_fake(tmp_path, config)
-    assert student.log_variance_head[0].bias.detach() == pytest.approx(torch.full((4,), expected), abs=1e-6)
+    assert student.log_variance_head[-2].bias.detach() == pytest.approx(torch.full((4,), expected), abs=1e-6)
     # the head's loss never reaches the fused image: its gradient stops at the head
     student.zero_grad()
     ir, vis = torch.rand(1, 1, SIZE, SIZE), torch.rand(1, 3, SIZE, SIZE)

@@ -228,7 +228,7 @@ def start_uncertainty_head(student: FusionStudent, log_variance: float) -> None:
     thousands of steps just reaching the variance's scale (log(1e-3) = -6.9 where the teachers agree).
     """
     with torch.no_grad():
-        student.log_variance_head[0].bias.fill_(log_variance)
+        student.log_variance_head[-2].bias.fill_(log_variance)  # the projection before PixelShuffle
 
 
 def split_items(num_items: int, val_items: int, has_val_cache: bool) -> tuple[list[int], list[int]]:

@@ -39,7 +39,7 @@ class DTPFStudent(FusionStudent):
     def stride(self) -> int:
         return self.config.stride
 
-    def fuse(self, ir: torch.Tensor, vis: torch.Tensor) -> tuple[torch.Tensor, None]:
+    def fuse(self, ir: torch.Tensor, vis: torch.Tensor, uncertainty: bool = True) -> tuple[torch.Tensor, None]:
         return self.net(ir, vis)[0].clamp(0.0, 1.0), None
 
     def forward(self, ir: torch.Tensor, vis: torch.Tensor, features: bool = False):  # type: ignore[override]

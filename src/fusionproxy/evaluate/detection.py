@@ -140,6 +140,9 @@ class _Collector:
         self.labels = YoloLabels.find(dataset.root)
         self.references: list[Detections] = []
         self.found: dict[tuple[str, str], list[Detections]] = defaultdict(list)
+        # (row, level name) pairs with at least one output: a folder without this dataset's files gets no row.
+        self.produced: set[tuple[str, str]] = {(VISIBLE_ROW, lv.name) for lv in settings.levels}
+        self.produced |= {(IR_ROW, lv.name) for lv in settings.levels}
         self.methods = [(m, settings.levels_of(m, run.by_name)) for m in run.methods]
         # The method whose boxes the figures show: the first that runs (not a folder of clean-input outputs).
         self.featured = next((m for m in run.methods if m.runs), run.methods[0] if run.methods else None)
@@ -169,6 +172,8 @@ class _Collector:
                 output = self.run.output(method, self.dataset, stem, ALIGNED, ir, vis_in, level.name)
                 found = self.detect(output[0]) if output is not None else Detections.empty()
                 self.found[(method.name, level.name)].append(found)
+                if output is not None:
+                    self.produced.add((method.name, level.name))
                 if method is self.featured and output is not None and stem in self.figure_stems:
                     figure_rows.append(self._figure_row(level, seen, output[0], vis8, references))
             advance()
@@ -206,8 +211,8 @@ def _score(collected: _Collector, resamples: int, seed: int) -> tuple[DatasetRef
         base = ap.match_images(collected.found[(VISIBLE_ROW, level.name)], collected.references, class_ids)
         base_map, base_samples = ap.mean_average_precision(base, classes), ap.bootstrap_map(base, classes, weights)
         for row in rows:
-            if (row, level.name) not in collected.found:
-                continue  # a folder or slow method not run at this level
+            if (row, level.name) not in collected.produced:
+                continue  # a folder or slow method not run at this level, or a folder without this dataset
             found = ap.match_images(collected.found[(row, level.name)], collected.references, class_ids)
             score = DetectionScore(
                 collected.dataset.name, level.name, row, images,

@@ -7,6 +7,7 @@ from .mfm import FEATURE_GRID, StudentFeatures, mfm_loss
 from .pixel import pixel_loss, pixel_weights
 from .routing import GlobalBackboneWeights, adaptive_routing
 from .structural import ssim_loss
+from .thermal import local_contrast, thermal_contrast_loss
 from .uncertainty import uncertainty_loss
 
 __all__ = [
@@ -22,7 +23,9 @@ __all__ = [
     "pixel_weights",
     "source_fidelity_loss",
     "source_fidelity_terms",
+    "local_contrast",
     "ssim_loss",
+    "thermal_contrast_loss",
     "uncertainty_loss",
     "weighted_total",
 ]

@@ -49,6 +49,9 @@ class DistillLossConfig:
     mfm_channel_reduction: str = "mean"
     lambda_fidelity: float = 0.0  # beyond the paper: DTPF source-fidelity term, off by default
     fidelity: FidelityWeights = field(default_factory=FidelityWeights)
+    lambda_thermal: float = 0.0  # beyond both papers: hot targets' IR contrast (losses/thermal.py), off by default
+    thermal_sigma: float = 10.0  # px, the local background's Gaussian
+    thermal_threshold: float = 0.1  # IR local contrast at which a pixel counts fully as a hot target
     lambda_uncertainty: float = 0.1  # beyond the paper: used only when the student has the uncertainty head
     uncertainty_loss: str = "l1_log_var"  # or "gaussian_nll" (see losses/uncertainty.py)
 

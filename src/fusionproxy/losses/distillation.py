@@ -13,11 +13,12 @@ from .mfm import StudentFeatures, mfm_loss
 from .pixel import pixel_loss, pixel_weights
 from .routing import GlobalBackboneWeights, adaptive_routing
 from .structural import ssim_loss
+from .thermal import thermal_contrast_loss
 from .uncertainty import uncertainty_loss
 
 
 class DistillationLoss(nn.Module):
-    """L = lambda_pix L_pix + lambda_MFM L_MFM + lambda_ssim L_ssim (Eq. 12) [+ fidelity + uncertainty].
+    """L = lambda_pix L_pix + lambda_MFM L_MFM + lambda_ssim L_ssim (Eq. 12) [+ fidelity + thermal + uncertainty].
 
     Called as `loss(model, batch) -> (total, logs)`, where `model(ir, vis)` returns `(rgb, log_variance or
     None)` and `batch` holds the cache keys (`ir`, `vis`, `mean`, `var`, `feat_mean/<k>`, `feat_var/<k>`) plus
@@ -68,6 +69,10 @@ class DistillationLoss(nn.Module):
             terms["mfm"] = mfm_loss(student, target, routing, config.mfm_channel_reduction)
         if config.lambda_fidelity:
             terms["fidelity"] = source_fidelity_loss(rgb, batch["ir"], batch["vis"], config.fidelity)[0]
+        if config.lambda_thermal:
+            terms["thermal"] = thermal_contrast_loss(
+                rgb, batch["ir"], config.thermal_sigma, config.thermal_threshold
+            ).mean()
         if log_variance is not None and config.lambda_uncertainty:
             terms["uncertainty"] = uncertainty_loss(
                 log_variance, rgb, mean, batch["var"], config.uncertainty_loss, config.eps
@@ -82,6 +87,7 @@ class DistillationLoss(nn.Module):
             "mfm": self.config.lambda_mfm,
             "ssim": self.config.lambda_ssim,
             "fidelity": self.config.lambda_fidelity,
+            "thermal": self.config.lambda_thermal,
             "uncertainty": self.config.lambda_uncertainty,
         }
         total = sum(weight[name] * value for name, value in terms.items())

@@ -24,8 +24,9 @@ class StudentConfig:
 class FusionStudent(nn.Module):
     """Base class: maps `ir` (B x 1 x H x W) and `vis` (B x 3 x H x W) in [0, 1] to RGB in [0, 1].
 
-    Subclasses implement `fuse(ir, vis)` on inputs already padded to a multiple of `stride`, returning
-    `(rgb, log_variance)` where `log_variance` is None unless `config.uncertainty_head`. This class pads
+    Subclasses implement `fuse(ir, vis, uncertainty)` on inputs already padded to a multiple of `stride`,
+    returning `(rgb, log_variance)` where `log_variance` is None unless `config.uncertainty_head` and
+    `uncertainty` (so the RGB-only path never pays for the head). This class pads
     (replicate) and crops back, so any H x W works, and `forward` returns only the RGB image so the module
     can sit in front of any RGB network unchanged.
     """
@@ -42,23 +43,25 @@ class FusionStudent(nn.Module):
         """Input sides are padded to a multiple of this."""
         raise NotImplementedError
 
-    def fuse(self, ir: torch.Tensor, vis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def fuse(
+        self, ir: torch.Tensor, vis: torch.Tensor, uncertainty: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         raise NotImplementedError
 
     def forward_with_uncertainty(
-        self, ir: torch.Tensor, vis: torch.Tensor
+        self, ir: torch.Tensor, vis: torch.Tensor, uncertainty: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """RGB (B x 3 x H x W) and, with the uncertainty head, log-variance (B x 1 x H x W)."""
+        """RGB (B x 3 x H x W) and, with the uncertainty head and `uncertainty`, log-variance (B x 1 x H x W)."""
         height, width = vis.shape[-2:]
         pad_h, pad_w = (-height) % self.stride, (-width) % self.stride
         if pad_h or pad_w:
             ir = F.pad(ir, (0, pad_w, 0, pad_h), mode="replicate")
             vis = F.pad(vis, (0, pad_w, 0, pad_h), mode="replicate")
-        rgb, log_variance = self.fuse(ir, vis)
+        rgb, log_variance = self.fuse(ir, vis, uncertainty)
         rgb = rgb[..., :height, :width]
         if log_variance is not None:
             log_variance = log_variance[..., :height, :width]
         return rgb, log_variance
 
     def forward(self, ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
-        return self.forward_with_uncertainty(ir, vis)[0]
+        return self.forward_with_uncertainty(ir, vis, uncertainty=False)[0]

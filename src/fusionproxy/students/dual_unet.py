@@ -47,6 +47,9 @@ class DualUNetConfig(StudentConfig):
     decoder_depths: tuple[int, ...] = (1, 1, 1)  # blocks per decoder stage, scales 0 .. n-2
     stem_stride: int = 4  # the stem patchifies by this; the full stride is stem_stride * 2**(len(widths) - 1)
     attention_reduction: int = 4  # channel-attention bottleneck of the fusion heads
+    # Width of a 3 x 3 conv + GELU in front of the log-variance head's projection; 0 keeps the single 1 x 1
+    # conv of the models saved before it (a linear read-out ranked pixels against the ensemble's std).
+    uncertainty_hidden: int = 0
 
     def __post_init__(self) -> None:
         # Configs read back from JSON carry lists.
@@ -99,10 +102,14 @@ class DualEncoderUNet(FusionStudent):
             self.stage(w, depth) for w, depth in zip(widths[:-1], config.decoder_depths)
         )
         self.rgb_head = nn.Conv2d(widths[0], 9 * s * s, 1)  # sub-pixel blend coefficients, see blend_sources
-        self.log_variance_head = (
-            nn.Sequential(nn.Conv2d(widths[0], s * s, 1), nn.PixelShuffle(s)) if config.uncertainty_head else None
-        )
+        self.log_variance_head = self._log_variance_head() if config.uncertainty_head else None
         self.apply(self._init_weights)
+
+    def _log_variance_head(self) -> nn.Sequential:
+        width, hidden, s = self.config.widths[0], self.config.uncertainty_hidden, self.config.stem_stride
+        layers: list[nn.Module] = [nn.Conv2d(width, hidden, 3, padding=1), nn.GELU()] if hidden else []
+        layers += [nn.Conv2d(hidden or width, s * s, 1), nn.PixelShuffle(s)]
+        return nn.Sequential(*layers)
 
     # Blocks, chosen by each architecture.
     def stem(self, in_channels: int, width: int) -> nn.Module:
@@ -137,7 +144,9 @@ class DualEncoderUNet(FusionStudent):
     def stride(self) -> int:
         return self.config.stem_stride * 2 ** (len(self.config.widths) - 1)
 
-    def fuse(self, ir: torch.Tensor, vis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def fuse(
+        self, ir: torch.Tensor, vis: torch.Tensor, uncertainty: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         fused = [head(a, b) for head, a, b in zip(self.fusion_heads, self.ir_encoder(ir), self.vis_encoder(vis))]
         x = fused[-1]
         for i in reversed(range(len(fused) - 1)):
@@ -148,5 +157,6 @@ class DualEncoderUNet(FusionStudent):
             rgb = rgb.clamp(0, 1)
         # The head reads the decoder's features without moving them: its target (the teachers' disagreement)
         # must not pull the fused image's features away from the ensemble mean.
-        log_variance = self.log_variance_head(x.detach()) if self.log_variance_head is not None else None
+        head = self.log_variance_head if uncertainty else None
+        log_variance = head(x.detach()) if head is not None else None
         return rgb, log_variance
