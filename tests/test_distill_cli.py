@@ -88,9 +88,11 @@ def test_grad_norms_prints_each_term_and_trains_nothing(tiny_cache: Path, tmp_pa
     assert set(rows) == {"pix", "ssim", "mfm"}
     assert all(norm > 0 for _, norm, _ in rows.values())
     assert rows["mfm"][2] == pytest.approx(0.02 * rows["mfm"][1], rel=1e-3)  # the cpu config's lambda_MFM
-    lambda_one = CliRunner().invoke(app, [*args, "--grad-norms", "0,1", "--set", "loss.lambda_mfm=1"])
+    lambda_one = CliRunner().invoke(app, [*args, "--grad-norms", "0,1", "--set", "loss.lambda_mfm=1",
+                                          "--set", "loss.lambda_thermal=0.5"])
     rows_one = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in lambda_one.output.splitlines()[1:]}
     assert rows_one["mfm"][1] == pytest.approx(rows["mfm"][1], rel=1e-4)  # same student, same batch
+    assert rows_one["thermal"][1] > 0 and rows_one["thermal"][2] == pytest.approx(0.5 * rows_one["thermal"][1])
     for bad in ("0,x", "99"):
         failed = CliRunner().invoke(app, [*args, "--grad-norms", bad])
         assert isinstance(failed.exception, FusionProxyError) and "--grad-norms" in str(failed.exception)

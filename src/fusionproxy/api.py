@@ -14,7 +14,7 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
 import numpy as np
 import torch
@@ -25,8 +25,14 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 from . import io
+from .devices import check_half, resolve_device
 from .errors import FusionProxyError, MissingWeightsError
+from .finite import NonFiniteError, check_input, check_tensor_input, finite_rows, output_error
+from .registration import as_homography, warp_ir
 from .students import FusionStudent, create_student
+
+if TYPE_CHECKING:
+    from .stream import FusionStream
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
@@ -34,6 +40,7 @@ WEIGHTS_FILE = "model.safetensors"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "default_model"
 
 Backend = Literal["eager", "onnxruntime"]
+OnBadOutput = Literal["raise", "return"]
 
 
 class SizeMismatchError(FusionProxyError, ValueError):
@@ -97,21 +104,33 @@ def check_sizes(ir_size: tuple[int, ...], vis_size: tuple[int, ...], resize_ir: 
         )
 
 
-def _raw_array(value: Any, role: str, what: str) -> np.ndarray:
+@dataclass(frozen=True)
+class _Inputs:
+    """How raw inputs become network inputs (the keyword arguments of `fuse` that concern them)."""
+
+    stretch: io.Stretch | None = None
+    resize_ir: bool = False
+    nan_to: float | None = None
+    homography: np.ndarray | None = None
+
+
+def _raw_array(value: Any, role: str, what: str, nan_to: float | None) -> np.ndarray:
     if isinstance(value, (str, Path)):
-        return io.read_raw(value)
+        return io.read_raw(value, nan_to)
     if isinstance(value, Image.Image):
-        return io.array_from_pil(value)
+        return check_input(io.array_from_pil(value), f"{what} {role}", nan_to)
     if isinstance(value, np.ndarray):
-        return value
+        return check_input(value, f"{what} {role}", nan_to)
     raise TypeError(f"{what}: unsupported {role} input of type {type(value).__name__}")
 
 
-def _array_item(ir: Any, vis: Any, stretch: io.PercentileStretch | None, resize_ir: bool, what: str) -> _Item:
+def _array_item(ir: Any, vis: Any, inputs: _Inputs, what: str) -> _Item:
     """One pair given as numpy arrays, PIL images or paths (see FusionProxy.fuse for the conventions)."""
-    ir_raw, vis_raw = _raw_array(ir, "IR", what), _raw_array(vis, "VIS", what)
-    ir_unit, vis_unit = io.ir_from_array(ir_raw, stretch), io.vis_from_array(vis_raw)
-    check_sizes(ir_unit.shape[:2], vis_unit.shape[:2], resize_ir, what)
+    ir_raw, vis_raw = _raw_array(ir, "IR", what, inputs.nan_to), _raw_array(vis, "VIS", what, inputs.nan_to)
+    ir_unit, vis_unit = io.ir_from_array(ir_raw, inputs.stretch), io.vis_from_array(vis_raw)
+    if inputs.homography is not None:  # registration decides the IR -> VIS geometry, sizes included
+        ir_unit = warp_ir(ir_unit, inputs.homography, *vis_unit.shape[:2])
+    check_sizes(ir_unit.shape[:2], vis_unit.shape[:2], inputs.resize_ir, what)
     ir_unit = io.resize_ir(ir_unit, *vis_unit.shape[:2])
     as_pil = isinstance(vis, Image.Image)
     as_uint8 = as_pil or (isinstance(vis, np.ndarray) and vis.dtype == np.uint8)
@@ -128,7 +147,7 @@ def _array_item(ir: Any, vis: Any, stretch: io.PercentileStretch | None, resize_
     return _Item(io.ir_to_tensor(ir_unit), io.vis_to_tensor(vis_unit), give_back, give_back_map)
 
 
-def _tensor_request(ir: torch.Tensor, vis: torch.Tensor, resize_ir: bool) -> _Request:
+def _tensor_request(ir: torch.Tensor, vis: torch.Tensor, inputs: _Inputs) -> _Request:
     """Tensors C x H x W (one pair) or B x C x H x W (a batch); IR may have 1 or 3 channels, VIS 1 or 3."""
     shapes = f"got IR {tuple(ir.shape)} and VIS {tuple(vis.shape)}"
     if ir.dim() != vis.dim() or vis.dim() not in (3, 4):
@@ -136,6 +155,8 @@ def _tensor_request(ir: torch.Tensor, vis: torch.Tensor, resize_ir: bool) -> _Re
     batched = vis.dim() == 4
     as_uint8 = vis.dtype == torch.uint8
     ir, vis = (t if batched else t[None] for t in (ir, vis))
+    ir = check_tensor_input(ir, "IR tensor", inputs.nan_to)
+    vis = check_tensor_input(vis, "VIS tensor", inputs.nan_to)
     ir, vis = (t.float() / 255.0 if t.dtype == torch.uint8 else t.float() for t in (ir, vis))
     if ir.shape[1] == 3:
         ir = (ir * torch.tensor(io.LUMA_WEIGHTS, device=ir.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
@@ -143,7 +164,12 @@ def _tensor_request(ir: torch.Tensor, vis: torch.Tensor, resize_ir: bool) -> _Re
         vis = vis.expand(-1, 3, -1, -1)
     if ir.shape[1] != 1 or vis.shape[1] != 3 or ir.shape[0] != vis.shape[0]:
         raise ValueError(f"expected IR and VIS with 1 or 3 channels and equal batch sizes; {shapes}")
-    check_sizes(ir.shape[-2:], vis.shape[-2:], resize_ir, "tensor input")
+    if inputs.homography is not None:
+        from kornia.geometry.transform import warp_perspective
+
+        matrix = torch.as_tensor(inputs.homography, dtype=ir.dtype, device=ir.device).expand(ir.shape[0], 3, 3)
+        ir = warp_perspective(ir, matrix, tuple(vis.shape[-2:]), align_corners=True, padding_mode="zeros")
+    check_sizes(ir.shape[-2:], vis.shape[-2:], inputs.resize_ir, "tensor input")
     if ir.shape[-2:] != vis.shape[-2:]:
         ir = F.interpolate(ir, size=vis.shape[-2:], mode="bilinear", align_corners=False, antialias=True)
 
@@ -154,17 +180,17 @@ def _tensor_request(ir: torch.Tensor, vis: torch.Tensor, resize_ir: bool) -> _Re
     return _Request(items, torch.cat if batched else (lambda outputs: outputs[0][0]))
 
 
-def _request(ir: Any, vis: Any, stretch: io.PercentileStretch | None, resize_ir: bool, what: str) -> _Request:
+def _request(ir: Any, vis: Any, inputs: _Inputs, what: str) -> _Request:
     """Everything except lists: a tensor pair or batch, a batched numpy array, or one pair of anything."""
     if isinstance(ir, torch.Tensor) and isinstance(vis, torch.Tensor):
-        return _tensor_request(ir, vis, resize_ir)
+        return _tensor_request(ir, vis, inputs)
     # VIS arrays decide: B x H x W x C and B x H x W are batches; H x W and H x W x 1|3|4 are one image.
     if isinstance(vis, np.ndarray) and (vis.ndim == 4 or (vis.ndim == 3 and vis.shape[2] not in (1, 3, 4))):
         if len(ir) != len(vis):
             raise ValueError(f"{what}: {len(ir)} IR frames but {len(vis)} VIS frames")
-        items = [_array_item(i, v, stretch, resize_ir, f"{what} frame {n}") for n, (i, v) in enumerate(zip(ir, vis))]
+        items = [_array_item(i, v, inputs, f"{what} frame {n}") for n, (i, v) in enumerate(zip(ir, vis))]
         return _Request(items, np.stack)
-    return _Request([_array_item(ir, vis, stretch, resize_ir, what)], lambda outputs: outputs[0])
+    return _Request([_array_item(ir, vis, inputs, what)], lambda outputs: outputs[0])
 
 
 class FusionProxy(nn.Module):
@@ -203,8 +229,15 @@ class FusionProxy(nn.Module):
         return cls(student, {"random_init": True, "seed": seed}).eval()
 
     @classmethod
-    def from_pretrained(cls, dir_or_name: str | Path = "default", device: str | torch.device = "cpu") -> FusionProxy:
-        """Load `config.json` + `model.safetensors` from a directory ("default": the bundled model)."""
+    def from_pretrained(
+        cls, dir_or_name: str | Path = "default", device: str | torch.device = "cpu", half: bool = False
+    ) -> FusionProxy:
+        """Load `config.json` + `model.safetensors` from a directory ("default": the bundled model).
+
+        `device`: cpu, cuda[:N], mps or auto (see `to_device`); `half`: fp16 weights, CUDA only.
+        """
+        target = resolve_device(device)
+        check_half(target, half)
         directory = resolve_model_dir(dir_or_name)
         config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
         config = _read_config(config_path)
@@ -215,12 +248,24 @@ class FusionProxy(nn.Module):
         if not weights_path.is_file():
             raise MissingWeightsError(f"{weights_path}: missing model weights")
         try:
-            load_model(student, weights_path, strict=True, device=str(device))
+            load_model(student, weights_path, strict=True, device="cpu")
         except (SafetensorError, RuntimeError, OSError) as error:
             message = " ".join(str(error).split())[:300]
             raise FusionProxyError(f"{weights_path}: corrupt or mismatched weights ({message})") from None
         model = cls(student, config.get("metadata"))
-        return model.to(device).eval()
+        return model.to_device(target, half).eval()
+
+    def to_device(self, device: str | torch.device = "auto", half: bool = False) -> FusionProxy:
+        """Move to `device` (auto: cuda, else mps, else cpu); a device that is not here is a one-line
+        FusionProxyError, never a silent fall-back. `half` runs fp16 (CUDA only); results stay float32."""
+        target = resolve_device(device)
+        check_half(target, half)
+        self.to(target)
+        return self.half() if half else self.float()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
 
     def save_pretrained(self, directory: str | Path, **metadata: Any) -> Path:
         """Write `config.json` and `model.safetensors`; extra keyword arguments are added to the metadata."""
@@ -252,9 +297,9 @@ class FusionProxy(nn.Module):
                 self._onnx_tmp = tempfile.TemporaryDirectory(prefix="fusionproxy-onnx-")
                 export_onnx(self, Path(self._onnx_tmp.name) / "model.onnx")
             onnx_path = Path(self._onnx_tmp.name) / "model.onnx"
-        key = f"{Path(onnx_path).resolve()}:{threads}"
+        key = f"{Path(onnx_path).resolve()}:{threads}:{self.device.type}"
         if key not in self._onnx_sessions:
-            self._onnx_sessions[key] = onnx_session(onnx_path, threads)
+            self._onnx_sessions[key] = onnx_session(onnx_path, threads, self.device.type)
         return self._onnx_sessions[key]
 
     def _run(
@@ -268,10 +313,14 @@ class FusionProxy(nn.Module):
             return tensors[0], (tensors[1] if len(tensors) > 1 else None)
         if backend != "eager":
             raise FusionProxyError(f"unknown backend '{backend}' (choose eager or onnxruntime)")
-        device = next(self.parameters()).device
+        parameter = next(self.parameters())
         with torch.inference_mode():
-            rgb, log_variance = self.student.forward_with_uncertainty(ir.to(device), vis.to(device))
-        return rgb.to(vis.device), (log_variance.to(vis.device) if log_variance is not None else None)
+            rgb, log_variance = self.student.forward_with_uncertainty(
+                ir.to(parameter.device, parameter.dtype), vis.to(parameter.device, parameter.dtype)
+            )
+        # Results come back float32 on the input's device, whatever the model runs in (fp16 on CUDA).
+        back = dict(device=vis.device, dtype=torch.float32)
+        return rgb.to(**back), (log_variance.to(**back) if log_variance is not None else None)
 
     # ----- images in, images out -----
     def fuse(
@@ -281,11 +330,14 @@ class FusionProxy(nn.Module):
         *,
         with_uncertainty: bool = False,
         resize_ir: bool = False,
-        ir_stretch: io.PercentileStretch | None = None,
+        ir_stretch: io.Stretch | None = None,
         batch_size: int = 8,
         backend: Backend = "eager",
         onnx_path: str | Path | None = None,
         threads: int | None = None,
+        nan_to: float | None = None,
+        ir_homography: Any = None,
+        on_bad_output: OnBadOutput = "raise",
     ) -> Any:
         """Fuse one pair or a batch and return the result in the kind it was given.
 
@@ -303,6 +355,12 @@ class FusionProxy(nn.Module):
         eval mode under inference_mode; pairs of equal size run together in batches of `batch_size`.
         `backend="onnxruntime"` runs the ONNX file `onnx_path`; when None, the weights as they are at the first
         such call are exported to a temporary file and reused by later calls.
+
+        Float inputs with NaN or inf raise `finite.NonFiniteError` naming the input, unless `nan_to` replaces
+        those values. `ir_homography` (3 x 3, or 2 x 3 affine, IR -> VIS pixel coordinates; see
+        `fusionproxy.registration`) warps IR onto the VIS grid first. A result with non-finite values raises
+        NonFiniteError; with `on_bad_output="return"` that error object takes the result's place instead
+        (what batch and stream jobs use to skip one frame and keep going).
         """
         if with_uncertainty and not self.has_uncertainty:
             raise FusionProxyError(f"this {self.student_name} model has no uncertainty head")
@@ -310,13 +368,22 @@ class FusionProxy(nn.Module):
         if is_list and len(ir) != len(vis):
             raise ValueError(f"got {len(ir)} IR inputs but {len(vis)} VIS inputs")
         pairs = list(zip(ir, vis)) if is_list else [(ir, vis)]
-        requests = [_request(i, v, ir_stretch, resize_ir, f"pair {n}" if is_list else "input")
-                    for n, (i, v) in enumerate(pairs)]
+        homography = None if ir_homography is None else as_homography(ir_homography, "ir_homography")
+        inputs = _Inputs(ir_stretch, resize_ir, nan_to, homography)
+        labels = [f"pair {n}" if is_list else "input" for n in range(len(pairs))]
+        requests = [_request(i, v, inputs, label) for (i, v), label in zip(pairs, labels)]
         items = [item for request in requests for item in request.items]
         outputs = iter(self._run_items(items, with_uncertainty, batch_size, backend, onnx_path, threads))
         answers = []
-        for request in requests:
+        for request, label in zip(requests, labels):
             results = [next(outputs) for _ in request.items]
+            bad = next((result for result in results if isinstance(result, NonFiniteError)), None)
+            if bad is not None:
+                error = NonFiniteError(f"{label}: {bad}")
+                if on_bad_output == "raise":
+                    raise error
+                answers.append(error)
+                continue
             if with_uncertainty:
                 answers.append((request.combine([r for r, _ in results]), request.combine([m for _, m in results])))
             else:
@@ -341,7 +408,11 @@ class FusionProxy(nn.Module):
                     ir = torch.cat([items[i].ir for i in chunk])
                     vis = torch.cat([items[i].vis for i in chunk])
                     rgb, log_variance = self._run(ir, vis, backend, onnx_path, threads)
+                    finite = finite_rows(rgb if log_variance is None else torch.cat([rgb, log_variance], 1))
                     for row, index in enumerate(chunk):
+                        if not finite[row]:  # NaN would clip or cast to a plausible-looking pixel
+                            results[index] = output_error(rgb[row : row + 1])
+                            continue
                         result = items[index].give_back(rgb[row : row + 1])
                         if with_uncertainty:
                             result = (result, items[index].give_back_map(log_variance[row : row + 1]))
@@ -349,3 +420,18 @@ class FusionProxy(nn.Module):
         finally:
             self.train(was_training)
         return results
+
+    # ----- streams -----
+    def stream(self, ir_source: Any, vis_source: Any, **options: Any) -> FusionStream:
+        """Fuse two frame streams: an iterable of (timestamp seconds, RGB float32 H x W x 3) on the VIS grid.
+
+        A source is a camera index, a URL or GStreamer pipeline, a video file, a folder of numbered frames
+        (`sequence=True`), or an iterable of frames or of (timestamp seconds, frame) pairs. Options (see
+        `fusionproxy.stream.FusionStream`): max_skew (seconds; default half the slower source's frame
+        period), queue_size, batch_size, fps (of sequences and timestamp-less iterables), reconnect,
+        resize_ir, ir_homography, ir_stretch, nan_to, backend, onnx_path, threads, on_message. After (or
+        during) iteration, `.report` counts what was fused, unpaired, damaged or dropped.
+        """
+        from .stream import FusionStream
+
+        return FusionStream(self, ir_source, vis_source, **options)

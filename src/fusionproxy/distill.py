@@ -379,8 +379,7 @@ def term_gradient_norms(
     raw = [items[i] for i in indices]
     batch = {key: torch.stack([torch.as_tensor(r[key]).float() for r in raw]) for key in item_keys(names)}
     rgb, log_variance = student.train().forward_with_uncertainty(batch["ir"], batch["vis"])
-    lambdas = {"pix": config.loss.lambda_pix, "mfm": config.loss.lambda_mfm, "ssim": config.loss.lambda_ssim,
-               "fidelity": config.loss.lambda_fidelity, "uncertainty": config.loss.lambda_uncertainty}
+    lambdas = loss.weights
     parameters = [p for p in student.parameters() if p.requires_grad]
     norms = {}
     for name, value in loss.terms(rgb, log_variance, batch).items():

@@ -97,9 +97,22 @@ def export_onnx(model: nn.Module, path: str | Path, opset: int = DEFAULT_OPSET) 
     return path
 
 
-def onnx_session(path: str | Path, threads: int | None = None):
-    """An onnxruntime CPU session for an exported model; `threads` caps intra-op threads."""
+def onnx_session(path: str | Path, threads: int | None = None, device: str = "cpu"):
+    """An onnxruntime session for an exported model; `threads` caps intra-op threads.
+
+    `device="cuda"` uses the CUDA execution provider, which needs the onnxruntime-gpu package; without it
+    this is a one-line error rather than a silent run on the CPU.
+    """
     import onnxruntime as ort
+
+    providers = ["CPUExecutionProvider"]
+    if device == "cuda":
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise FusionProxyError("--device cuda with --backend onnxruntime: this onnxruntime has no CUDA "
+                                   "execution provider (install onnxruntime-gpu), or use --backend eager")
+        providers.insert(0, "CUDAExecutionProvider")
+    elif device != "cpu":
+        raise FusionProxyError(f"--backend onnxruntime runs on cpu or cuda, not {device}")
 
     path = Path(path)
     if not path.is_file():
@@ -109,7 +122,7 @@ def onnx_session(path: str | Path, threads: int | None = None):
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), options, providers=providers)
     except Exception as error:  # onnxruntime raises its own exception types for corrupt files
         raise FusionProxyError(f"{path}: not a loadable ONNX model ({error})") from None
 

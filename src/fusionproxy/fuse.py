@@ -1,4 +1,4 @@
-"""Fusion jobs: one pair, two folders of pairs (matched by file stem), or two videos frame by frame.
+"""Fusion jobs: one pair, two folders of pairs (matched by file stem), or two streams paired by timestamp.
 
 Every job finishes the good items and reports the bad ones (one line each, naming the file); outputs appear
 atomically, so `resume` can trust that an existing output is complete; no output may land on an input.
@@ -6,11 +6,9 @@ atomically, so `resume` can trust that an existing output is complete; no output
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -18,25 +16,36 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from . import io
 from .api import FusionProxy, check_sizes
 from .errors import FusionProxyError
+from .finite import NonFiniteError
+from .sinks import VIDEO_SUFFIXES, FolderSink, Sink, VideoSink, WindowSink
+from .sources import DEFAULT_FPS
 
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi")
-# mp4v is the MPEG-4 codec every OpenCV wheel can write; AVI containers get Motion-JPEG.
-_FOURCC = {".avi": "MJPG"}
-_DEFAULT_FOURCC = "mp4v"
 
 
 @dataclass
 class FuseOptions:
-    """How a job runs; `ir_stretch` maps 16-bit IR to [0, 1] (default PercentileStretch(1, 99))."""
+    """How a job runs; `ir_stretch` maps 16-bit IR to [0, 1] (default PercentileStretch(1, 99)).
+
+    Streams only: `max_skew` (seconds), `reconnect`, `sequence` (folders of numbered frames at `fps`),
+    `frames` (write numbered PNGs instead of a video), `show` (a window).
+    """
 
     batch_size: int = 4
     resume: bool = False
     resize_ir: bool = False
     uncertainty: bool = False
-    ir_stretch: io.PercentileStretch | None = None
+    ir_stretch: io.Stretch | None = None
     backend: str = "eager"
     onnx_path: Path | None = None
     threads: int | None = None
+    nan_to: float | None = None
+    ir_homography: np.ndarray | None = None
+    max_skew: float | None = None
+    reconnect: int = 0
+    sequence: bool = False
+    fps: float | None = None
+    frames: bool = False
+    show: bool = False
 
 
 @dataclass
@@ -47,9 +56,10 @@ class FuseSummary:
     failed: int = 0
     skipped: int = 0
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # streams: unused IR frames, dropped live frames, interrupted
 
     def line(self) -> str:
-        return f"{self.ok} ok, {self.failed} failed, {self.skipped} skipped"
+        return f"{self.ok} ok, {self.failed} failed, {self.skipped} skipped" + "".join(f"; {n}" for n in self.notes)
 
 
 @dataclass(frozen=True)
@@ -70,8 +80,9 @@ def uncertainty_image(log_variance: np.ndarray) -> np.ndarray:
     return np.round(np.clip(std, 0.0, 1.0) * 65535.0).astype(np.uint16)
 
 
-def _is_video(path: Path) -> bool:
-    return path.suffix.lower() in VIDEO_SUFFIXES
+def is_stream_source(spec: str) -> bool:
+    """A video file, camera index, URL or GStreamer pipeline (what `cv2.VideoCapture` opens)."""
+    return spec.isdigit() or "://" in spec or "!" in spec or Path(spec).suffix.lower() in VIDEO_SUFFIXES
 
 
 def _output_file(out: Path, stem: str, suffixes: tuple[str, ...], default_suffix: str) -> Path:
@@ -95,8 +106,12 @@ class _Reporter:
     def fail(self, message: str, count: int = 1) -> None:
         self.summary.failed += count
         self.summary.errors.append(message)
+        self.message(message, True)
+
+    def message(self, message: str, failed: bool) -> None:
+        """Print only (streams count their own items)."""
         if self.console is not None:
-            self.console.print(f"[bold red]error:[/] {message}", highlight=False)
+            self.console.print(f"[bold red]error:[/] {message}" if failed else f"note: {message}", highlight=False)
 
     def progress(self) -> Progress:
         return Progress(
@@ -131,9 +146,10 @@ def _outputs_of(pair: _Pair, options: FuseOptions) -> list[Path]:
 
 
 def _load(pair: _Pair, options: FuseOptions) -> tuple[np.ndarray, np.ndarray]:
-    ir = io.ir_from_array(io.read_raw(pair.ir), options.ir_stretch)
-    vis = io.vis_from_array(io.read_raw(pair.vis))
-    check_sizes(ir.shape[:2], vis.shape[:2], options.resize_ir, f"{pair.ir} / {pair.vis}")
+    ir = io.ir_from_array(io.read_raw(pair.ir, options.nan_to), options.ir_stretch)
+    vis = io.vis_from_array(io.read_raw(pair.vis, options.nan_to))
+    if options.ir_homography is None:  # with a registration, IR may have any size
+        check_sizes(ir.shape[:2], vis.shape[:2], options.resize_ir, f"{pair.ir} / {pair.vis}")
     return ir, vis
 
 
@@ -175,8 +191,14 @@ def fuse_images(
                 backend=options.backend,  # type: ignore[arg-type]
                 onnx_path=options.onnx_path,
                 threads=options.threads,
+                ir_homography=options.ir_homography,
+                on_bad_output="return",
             )
             for (pair, _, _), result in zip(loaded, results):
+                if isinstance(result, NonFiniteError):
+                    reporter.fail(f"{pair.ir} / {pair.vis}: {str(result).split(': ', 1)[-1]}")
+                    progress.advance(task)
+                    continue
                 rgb, log_variance = result if options.uncertainty else (result, None)
                 io.write_image(pair.out, rgb)
                 if log_variance is not None:
@@ -186,114 +208,89 @@ def fuse_images(
     return summary
 
 
-def _open_video(path: Path) -> cv2.VideoCapture:
-    if not path.is_file():
-        raise FusionProxyError(f"{path}: video not found")
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise FusionProxyError(f"{path}: cannot open the video (unknown container or codec)")
-    return capture
+def _stream_target(out: Path | None, vis: str, options: FuseOptions) -> Path | None:
+    """The video file (or frames folder) a stream job writes: `out` itself, or `out/<vis name>.mp4`."""
+    if out is None:
+        return None
+    if options.frames:
+        if out.suffix.lower() in VIDEO_SUFFIXES or (out.exists() and not out.is_dir()):
+            raise FusionProxyError(f"{out}: --frames writes numbered PNGs into a folder; give a folder as -o")
+        return out
+    stem = Path(vis).stem if Path(vis).exists() else "camera" + vis if vis.isdigit() else "stream"
+    return _output_file(out, stem, VIDEO_SUFFIXES, ".mp4")
 
 
-def _read_frames(capture: cv2.VideoCapture, count: int) -> list[np.ndarray]:
-    frames = []
-    for _ in range(count):
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    return frames
+def _sinks(target: Path | None, fps: float, options: FuseOptions) -> list[Sink]:
+    sinks: list[Sink] = [WindowSink()] if options.show else []
+    if target is not None:
+        sinks.append(FolderSink(target) if options.frames else VideoSink(target, fps))
+    return sinks
 
 
-def fuse_videos(
-    fusion: FusionProxy, ir: Path, vis: Path, out: Path, options: FuseOptions, console: Console | None = None
+def fuse_stream(
+    fusion: FusionProxy, ir: str, vis: str, out: Path | None, options: FuseOptions, console: Console | None = None
 ) -> FuseSummary:
-    """Fuse two synchronised videos frame by frame into `out` (a video file, or `out/<vis stem>.mp4`).
+    """Fuse two streams (video files, cameras, URLs, pipelines, or numbered-frame folders with `sequence`),
+    paired by timestamp, into a video file, a folder of frames (`frames`) and/or a window (`show`).
 
-    The output has the VIS video's frame rate and size. Frames are counted as items; frames of the longer
-    video that have no partner are reported as failed.
+    The output follows the VIS stream (its frame rate and grid). Unpaired, damaged and non-finite frames are
+    reported and counted as failed; Ctrl-C ends the job with the output written so far finalised.
     """
-    ir, vis, out = Path(ir), Path(vis), Path(out)
     if options.uncertainty:
-        raise FusionProxyError(f"{vis}: --uncertainty writes PNG maps and is available for images, not videos")
-    target = _output_file(out, vis.stem, VIDEO_SUFFIXES, ".mp4")
-    _refuse_overwriting_inputs([target], [ir, vis])
+        raise FusionProxyError(f"{vis}: --uncertainty writes PNG maps and is available for images, not streams")
+    if out is None and not options.show:
+        raise FusionProxyError(f"{ir} / {vis}: give -o (a video file or folder) or --show")
+    target = _stream_target(out, vis, options)
+    if target is not None:
+        _refuse_overwriting_inputs([target], [Path(ir), Path(vis)])
+        if target.resolve() in (Path(ir).resolve(), Path(vis).resolve()):
+            raise FusionProxyError(f"{target}: the output must differ from the input folders")
     summary = FuseSummary()
     reporter = _Reporter(summary, console)
-    if options.resume and target.is_file():
+    if options.resume and target is not None and not options.frames and target.is_file():
         summary.skipped += 1
         return summary
-    ir_capture, vis_capture = _open_video(ir), _open_video(vis)
-    fps = vis_capture.get(cv2.CAP_PROP_FPS) or 25.0
-    width, height = int(vis_capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(vis_capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-    total = int(vis_capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.stem}.partial{target.suffix}")
-    fourcc = cv2.VideoWriter_fourcc(*_FOURCC.get(target.suffix.lower(), _DEFAULT_FOURCC))
-    writer = cv2.VideoWriter(str(partial), fourcc, fps, (width, height))
-    if not writer.isOpened():
-        raise FusionProxyError(f"{target}: OpenCV cannot write this container; use .mp4 or .avi")
-    batch = max(1, options.batch_size)
+    stream = fusion.stream(
+        ir, vis, max_skew=options.max_skew, batch_size=options.batch_size, sequence=options.sequence,
+        fps=options.fps, reconnect=options.reconnect, resize_ir=options.resize_ir,
+        ir_homography=options.ir_homography, ir_stretch=options.ir_stretch, nan_to=options.nan_to,
+        backend=options.backend, onnx_path=options.onnx_path, threads=options.threads,
+        on_message=reporter.message,
+    )
+    total = len(stream.vis.files) if options.sequence else getattr(stream.vis, "frame_count", 0)
+    sinks = []
     try:
+        sinks = _sinks(target, stream.vis.fps or options.fps or DEFAULT_FPS, options)
         with reporter.progress() as progress:
-            task = progress.add_task("fusing frames", total=total)
-            frames = 0
-            while True:
-                ir_frames, vis_frames = _read_frames(ir_capture, batch), _read_frames(vis_capture, batch)
-                paired = min(len(ir_frames), len(vis_frames))
-                if paired:
-                    ir_units = [io.ir_from_array(f, options.ir_stretch) for f in ir_frames[:paired]]
-                    check_sizes(ir_units[0].shape[:2], (height, width), options.resize_ir, f"{ir} / {vis}")
-                    fused = fusion.fuse(
-                        ir_units,
-                        [io.vis_from_array(f) for f in vis_frames[:paired]],
-                        resize_ir=options.resize_ir,
-                        batch_size=batch,
-                        backend=options.backend,  # type: ignore[arg-type]
-                        onnx_path=options.onnx_path,
-                        threads=options.threads,
-                    )
-                    for rgb in fused:
-                        frame = np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
-                        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-                    frames += paired
-                    summary.ok += paired
-                    progress.advance(task, paired)
-                if paired < batch:
-                    break
-            _report_unpaired_frames(ir, vis, ir_capture, vis_capture, len(ir_frames) - paired,
-                                    len(vis_frames) - paired, frames, reporter)
-        writer.release()
-        os.replace(partial, target)
+            task = progress.add_task("fusing frames", total=total or None)
+            for _, rgb in stream:
+                for sink in sinks:
+                    sink.write(rgb)
+                progress.advance(task)
+    except KeyboardInterrupt:
+        stream.report.interrupted = True
     finally:
-        writer.release()
-        ir_capture.release()
-        vis_capture.release()
-        partial.unlink(missing_ok=True)
+        stream.close()
+        for sink in sinks:
+            sink.close()
+    summary.ok, summary.failed, summary.errors = stream.report.fused, stream.report.failed, stream.report.messages
+    summary.notes = stream.report.line().split("; ")[1:]
     return summary
 
 
-def _report_unpaired_frames(
-    ir: Path, vis: Path, ir_capture: cv2.VideoCapture, vis_capture: cv2.VideoCapture,
-    ir_left: int, vis_left: int, fused: int, reporter: _Reporter,
-) -> None:
-    """Count the frames left in the longer video (the shorter one has ended) as failed items."""
-    ir_left += sum(1 for _ in iter(ir_capture.grab, False))
-    vis_left += sum(1 for _ in iter(vis_capture.grab, False))
-    for path, left, other in ((ir, ir_left, vis), (vis, vis_left, ir)):
-        if left:
-            reporter.fail(f"{path}: {left} frames after frame {fused} have no partner ({other} ended); not fused", left)
-
-
 def run_fuse(
-    fusion: FusionProxy, ir: str | Path, vis: str | Path, out: str | Path, options: FuseOptions | None = None,
+    fusion: FusionProxy, ir: str | Path, vis: str | Path, out: str | Path | None, options: FuseOptions | None = None,
     console: Console | None = None,
 ) -> FuseSummary:
-    """Fuse a pair, two folders or two videos, depending on what `ir` and `vis` are."""
-    ir, vis, out = Path(ir), Path(vis), Path(out)
+    """Fuse a pair, two folders, or two streams (videos, cameras, URLs, pipelines, `sequence` folders)."""
     options = options or FuseOptions()
-    if _is_video(ir) or _is_video(vis):
-        if not (_is_video(ir) and _is_video(vis)):
-            raise FusionProxyError(f"{ir} / {vis}: give two videos, or two images; not one of each")
-        return fuse_videos(fusion, ir, vis, out, options, console)
-    return fuse_images(fusion, ir, vis, out, options, console)
+    out = None if out is None else Path(out)
+    ir, vis = str(ir), str(vis)
+    if options.sequence or is_stream_source(ir) or is_stream_source(vis):
+        if not options.sequence and not (is_stream_source(ir) and is_stream_source(vis)):
+            raise FusionProxyError(f"{ir} / {vis}: give two streams (videos, cameras, URLs, pipelines), or two "
+                                   "images; not one of each")
+        return fuse_stream(fusion, ir, vis, out, options, console)
+    if out is None:
+        raise FusionProxyError(f"{ir} / {vis}: give -o (an image file or folder); --show is for streams")
+    return fuse_images(fusion, Path(ir), Path(vis), out, options, console)

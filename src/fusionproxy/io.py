@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -16,8 +17,12 @@ import torch
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .errors import FusionProxyError
+from .finite import check_input
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+# Float-only containers: readable as inputs (NumPy arrays, OpenEXR), never written as outputs.
+FLOAT_SUFFIXES = (".npy", ".exr")
+INPUT_SUFFIXES = IMAGE_SUFFIXES + FLOAT_SUFFIXES
 IR_DIR_NAMES = ("ir", "IR", "infrared", "thermal")
 VIS_DIR_NAMES = ("vi", "vis", "VIS", "visible", "rgb")
 
@@ -43,6 +48,10 @@ class PercentileStretch:
         if hi <= lo:  # a flat frame: nothing to stretch
             return np.zeros_like(values)
         return np.clip((values - np.float32(lo)) / np.float32(hi - lo), 0.0, 1.0)
+
+
+# Maps a uint16 frame to float32 [0, 1]: PercentileStretch, or the video gains of `fusionproxy.agc`.
+Stretch = Callable[[np.ndarray], np.ndarray]
 
 
 # EXIF orientation tag -> the numpy transform that undoes it (the same mapping as PIL.ImageOps.exif_transpose).
@@ -83,16 +92,40 @@ def array_from_pil(image: Image.Image) -> np.ndarray:
     return np.asarray(image)
 
 
-def read_raw(path: str | Path) -> np.ndarray:
-    """Read an image file with its EXIF orientation applied, keeping its bit depth (uint8 or uint16).
+def _read_float_container(path: Path) -> np.ndarray:
+    if path.suffix.lower() == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise ImageReadError(f"{path}: unreadable NumPy file ({' '.join(str(error).split())})") from None
+        # Other integer types have no agreed scale: read as [0, 1] floats they would clip to garbage.
+        if array.ndim not in (2, 3) or not (array.dtype in (np.uint8, np.uint16) or array.dtype.kind == "f"):
+            raise ImageReadError(f"{path}: expected an H x W or H x W x C array of uint8, uint16 or float, got "
+                                 f"{array.dtype} {array.shape}")
+        return array
+    # OpenCV leaves its EXR decoder off unless asked (the library's CVE history); a user who passes an .exr
+    # file asks for it. The setting is read at the first EXR decode, so setting it here is enough.
+    os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
+    return _read_with_opencv(path, 1, "OpenEXR decoding failed")
+
+
+def read_raw(path: str | Path, nan_to: float | None = None) -> np.ndarray:
+    """Read an image file with its EXIF orientation applied, keeping its bit depth (uint8, uint16 or float).
 
     PIL decodes the file (so truncated or corrupt data is an error, never a half-grey image) and applies the
     EXIF orientation. PIL narrows 16-bit colour to 8 bits and cannot open some TIFF layouts; OpenCV reads
-    those instead.
+    those instead. `.npy` (NumPy) and `.exr` files hold float frames. Float data with NaN or inf is an
+    error naming the file (`finite.NonFiniteError`) unless `nan_to` replaces those values.
     """
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f"{path}: file not found")
+    return check_input(_decode(path), str(path), nan_to)
+
+
+def _decode(path: Path) -> np.ndarray:
+    if path.suffix.lower() in FLOAT_SUFFIXES:
+        return _read_float_container(path)
     try:
         image = Image.open(path)
     except UnidentifiedImageError as error:
@@ -111,7 +144,7 @@ def read_raw(path: str | Path) -> np.ndarray:
         return array_from_pil(image)
 
 
-def to_unit_float(array: np.ndarray, stretch: PercentileStretch | None = None) -> np.ndarray:
+def to_unit_float(array: np.ndarray, stretch: Stretch | None = None) -> np.ndarray:
     """uint8 -> /255; uint16 -> `stretch` (default PercentileStretch()); float input is clipped to [0, 1]."""
     if array.dtype == np.uint8:
         return array.astype(np.float32) / 255.0
@@ -131,7 +164,7 @@ def _luminance(rgb: np.ndarray) -> np.ndarray:
     return (rgb @ np.array(LUMA_WEIGHTS, dtype=np.float32)).astype(np.float32)
 
 
-def ir_from_array(array: np.ndarray, stretch: PercentileStretch | None = None) -> np.ndarray:
+def ir_from_array(array: np.ndarray, stretch: Stretch | None = None) -> np.ndarray:
     """A raw IR array (H x W, or H x W x 1/2/3/4; uint8, uint16 or float) as float32 H x W in [0, 1].
 
     uint16 goes through `stretch` (default PercentileStretch()); 3-channel IR becomes its luminance.
@@ -152,7 +185,7 @@ def vis_from_array(array: np.ndarray) -> np.ndarray:
     return np.repeat(unit[..., None], 3, axis=2) if unit.ndim == 2 else unit
 
 
-def read_ir(path: str | Path, stretch: PercentileStretch | None = None) -> np.ndarray:
+def read_ir(path: str | Path, stretch: Stretch | None = None) -> np.ndarray:
     """An IR frame as float32 H x W in [0, 1]; 3-channel IR becomes its luminance."""
     return ir_from_array(read_raw(path), stretch)
 
@@ -215,7 +248,7 @@ class PairListing:
 
 
 def _images_by_stem(folder: Path) -> dict[str, Path]:
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in INPUT_SUFFIXES)
     return {p.stem: p for p in files}
 
 

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from ..errors import FusionProxyError
 
-COMMAND_MODULES: list[str] = ["evaluate", "fuse", "export", "weights", "cache", "teacher", "distill", "bench", "dtpf", "pipeline", "demo", "ablate"]
+COMMAND_MODULES: list[str] = ["evaluate", "fuse", "calibrate", "export", "weights", "cache", "teacher", "distill", "bench", "dtpf", "pipeline", "demo", "ablate"]
 
 app = typer.Typer(
     name="fusionproxy",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
 import typer
 from rich.console import Console
@@ -14,16 +14,16 @@ from rich.table import Table
 from ..errors import FusionProxyError
 
 
-def _load(target: str, seed: int):
+def _load(target: str, seed: int, device: str = "cpu", half: bool = False):
     """A saved model directory, "default" (the bundled model), or a registered student name (randomly
-    initialised with `seed`)."""
+    initialised with `seed`), as a FusionProxy on `device`."""
     from ..api import FusionProxy
     from ..students import list_students
 
     if target == "default" or Path(target).is_dir():
-        return FusionProxy.from_pretrained(target).student
+        return FusionProxy.from_pretrained(target, device, half)
     if target in list_students():
-        return FusionProxy.from_student(target, seed=seed).student
+        return FusionProxy.from_student(target, seed=seed).to_device(device, half)
     raise FusionProxyError(
         f"{target}: neither a model directory nor a student (students: {', '.join(list_students())})"
     )
@@ -73,6 +73,16 @@ def register(app: typer.Typer) -> None:
             "the speed-up of the first model's fastest backend over it."),
         teacher_runs: int = typer.Option(3, min=1, help="Timed samples per teacher and size."),
         json_path: Optional[Path] = typer.Option(None, "--json", help="Write all results and the environment here."),
+        video: Tuple[Path, Path] = typer.Option(
+            (None, None), "--video", metavar="IR VIS", help="Instead: end-to-end FPS of fusing this video pair "
+            "(decode + fuse + encode) next to the network's own FPS at that size."),
+        flicker: Optional[Path] = typer.Option(
+            None, "--flicker", metavar="DATASET", help="Instead: flicker ratio on pan/zoom sequences made from "
+            "the pairs of DATASET (ir/ and vi/), for the models and the classical baselines."),
+        flicker_pairs: int = typer.Option(3, min=1, help="Pairs (one sequence each) for --flicker."),
+        flicker_frames: int = typer.Option(8, min=2, help="Frames per --flicker sequence."),
+        device: str = typer.Option("cpu", "--device", help="auto, cpu, cuda[:N] or mps (absent: an error)."),
+        half: bool = typer.Option(False, "--half", help="fp16 (CUDA only)."),
     ) -> None:
         """Benchmark fusion networks: parameters, GFLOPs, latency (median/p90/min), CPU time, FPS, PSNR vs fp32.
 
@@ -95,8 +105,16 @@ def register(app: typer.Typer) -> None:
         for path in pair or ():
             if not path.is_file():
                 raise FusionProxyError(f"{path}: file not found")
+        models = [(t, _load(t, seed, device, half)) for t in targets]
+        if video[0] is not None:
+            return _video(models, video, threads)
+        if flicker is not None:
+            return _flicker(models, flicker, flicker_pairs, flicker_frames, seed)
+        if device != "cpu" or half:
+            raise FusionProxyError("bench: --device/--half apply to --video and --flicker; the latency table "
+                                   "times CPU backends")
+        models = [(label, fusion.student) for label, fusion in models]
         size_list, backend_list = bench_lib.parse_sizes(sizes), bench_lib.parse_backends(backends)
-        models = [(t, _load(t, seed)) for t in targets]
 
         console = Console(stderr=True)
         results = []
@@ -127,3 +145,45 @@ def register(app: typer.Typer) -> None:
                       "input": [str(p) for p in pair] if pair else "synthetic",
                       "results": [r.to_dict() for r in results]}
             json_path.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _video(models: list, video: tuple[Path, Path], threads: int | None) -> None:
+    from ..throughput import video_throughput
+
+    for path in video:
+        if not path.is_file():
+            raise FusionProxyError(f"{path}: video not found")
+    out = Console()
+    for label, fusion in models:
+        result = video_throughput(fusion, video[0], video[1], threads)
+        out.print(f"{label}: {result.frames} frames {result.height}x{result.width}, {result.threads} thread(s): "
+                  f"end-to-end {result.end_to_end_fps:.2f} FPS (decode + fuse + encode), model alone "
+                  f"{result.model_fps:.2f} FPS, ratio {result.ratio:.2f}", highlight=False)
+
+
+def _flicker(models: list, dataset: Path, pairs: int, frames: int, seed: int) -> None:
+    import cv2
+
+    from ..baselines import get_baseline, list_baselines
+    from ..io import find_dataset_pairs, read_ir, read_vis
+    from ..metrics.flicker import flicker
+
+    try:
+        listing = find_dataset_pairs(dataset)
+    except FileNotFoundError as error:
+        raise FusionProxyError(str(error)) from None
+    stills = [(read_ir(i), read_vis(v)) for _, i, v in listing.pairs[:pairs]]
+    if not stills:
+        raise FusionProxyError(f"{dataset}: no IR/VIS pairs")
+    # Half size keeps a few sequences of a CPU model to seconds; flicker does not depend on resolution much.
+    stills = [(cv2.resize(i, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA),
+               cv2.resize(v, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)) for i, v in stills]
+    methods = [(label, lambda i, v, f=fusion: f.fuse(i, v)) for label, fusion in models]
+    methods += [(f"baseline:{name}", get_baseline(name)) for name in list_baselines()]
+    table = Table(title=f"flicker: {len(stills)} pan/zoom sequence(s) of {frames} frames from {dataset}, seed {seed}")
+    for header in ("method", "flicker ratio", "fused MAD", "visible MAD"):
+        table.add_column(header, justify="left" if header == "method" else "right")
+    for label, fuse in methods:
+        result = flicker(fuse, stills, frames, seed)
+        table.add_row(label, f"{result.ratio:.3f}", f"{result.fused:.5f}", f"{result.visible:.5f}")
+    Console(width=160).print(table)

@@ -79,16 +79,17 @@ class DistillationLoss(nn.Module):
             )
         return terms
 
+    @property
+    def weights(self) -> dict[str, float]:
+        """Each term's lambda, by the names `terms` uses."""
+        config = self.config
+        return {"pix": config.lambda_pix, "mfm": config.lambda_mfm, "ssim": config.lambda_ssim,
+                "fidelity": config.lambda_fidelity, "thermal": config.lambda_thermal,
+                "uncertainty": config.lambda_uncertainty}
+
     def forward(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         rgb, log_variance = model(batch["ir_input"], batch.get("vis_input", batch["vis"]))
         terms = self.terms(rgb, log_variance, batch)
-        weight = {
-            "pix": self.config.lambda_pix,
-            "mfm": self.config.lambda_mfm,
-            "ssim": self.config.lambda_ssim,
-            "fidelity": self.config.lambda_fidelity,
-            "thermal": self.config.lambda_thermal,
-            "uncertainty": self.config.lambda_uncertainty,
-        }
+        weight = self.weights
         total = sum(weight[name] * value for name, value in terms.items())
         return total, {name: float(value.detach()) for name, value in terms.items()}
