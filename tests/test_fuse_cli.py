@@ -159,7 +159,8 @@ def test_video_pair(real_folders, tmp_path, monkeypatch, capsys) -> None:
             "-o", str(tmp_path / "fused.mp4"), "--batch-size", "4"]
     code, err = run_cli(args, monkeypatch, capsys)
     assert code == 1  # the IR video has one frame without a partner
-    assert "ir.avi: 1 frames after frame 6 have no partner" in err and "6 ok, 1 failed" in err
+    # Paired by timestamp (both 9 fps): the 7th IR frame has no VIS frame within half a frame period.
+    assert "ir.avi: 1 frames have no VIS frame within 55.6 ms" in err and "6 ok, 1 failed" in err
     capture = cv2.VideoCapture(str(tmp_path / "fused.mp4"))
     frames = 0
     while capture.read()[0]:

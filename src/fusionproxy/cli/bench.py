@@ -73,8 +73,8 @@ def register(app: typer.Typer) -> None:
             "the speed-up of the first model's fastest backend over it."),
         teacher_runs: int = typer.Option(3, min=1, help="Timed samples per teacher and size."),
         json_path: Optional[Path] = typer.Option(None, "--json", help="Write all results and the environment here."),
-        video: Tuple[Path, Path] = typer.Option(
-            (None, None), "--video", metavar="IR VIS", help="Instead: end-to-end FPS of fusing this video pair "
+        video: Optional[Tuple[Path, Path]] = typer.Option(
+            None, "--video", metavar="IR VIS", help="Instead: end-to-end FPS of fusing this video pair "
             "(decode + fuse + encode) next to the network's own FPS at that size."),
         flicker: Optional[Path] = typer.Option(
             None, "--flicker", metavar="DATASET", help="Instead: flicker ratio on pan/zoom sequences made from "
@@ -106,7 +106,7 @@ def register(app: typer.Typer) -> None:
             if not path.is_file():
                 raise FusionProxyError(f"{path}: file not found")
         models = [(t, _load(t, seed, device, half)) for t in targets]
-        if video[0] is not None:
+        if video:
             return _video(models, video, threads)
         if flicker is not None:
             return _flicker(models, flicker, flicker_pairs, flicker_frames, seed)

@@ -44,13 +44,20 @@ def evaluate_command(
         None, help="Levels for teachers and means of teachers in the detection study (default: all of "
         "--detector-levels), e.g. 'none,night-0.05,fog-0.1'."
     ),
+    device: str = typer.Option("cpu", "--device", help="Where student models run: auto, cpu, cuda[:N] or mps."),
 ) -> None:
     """Compare fusion methods on paired datasets: per-image CSV, Markdown tables, grids and charts."""
     from rich.console import Console
 
+    from ..devices import resolve_device
     from ..evaluate import DEFAULT_LEVELS, default_baselines, evaluate, parse_levels, parse_method
+    from ..evaluate.methods import ModelMethod
 
+    resolve_device(device)  # an absent device is a set-up error, before any work
     methods = [parse_method(text) for text in method]
+    for entry in methods:
+        if isinstance(entry, ModelMethod):
+            entry.device = device
     if baselines:
         specs = {m.spec for m in methods}
         methods += [b for b in default_baselines() if b.spec not in specs]

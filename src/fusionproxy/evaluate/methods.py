@@ -56,13 +56,14 @@ class BaselineMethod(Method):
 @dataclass
 class ModelMethod(Method):
     directory: Path = Path()
+    device: str = "cpu"  # `evaluate --device`
     _model: Any = field(default=None, repr=False)
 
     def prepare(self) -> None:
         if self._model is None:
             from ..api import FusionProxy
 
-            self._model = FusionProxy.from_pretrained(self.directory)
+            self._model = FusionProxy.from_pretrained(self.directory, self.device)
 
     def fuse(self, ir: np.ndarray, vis: np.ndarray, seed: int) -> np.ndarray:
         self.prepare()
