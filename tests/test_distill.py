@@ -195,8 +195,11 @@ def test_two_processes_equal_one(reference_run: tuple[Path, torch.nn.Module], tm
         torch.testing.assert_close(double[name], value, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("hidden", [0, 8])  # 0: the 1 x 1 read-out of older models; 8: conv + GELU first
-def test_uncertainty_head_starts_at_the_mean_log_variance_and_leaves_the_image_alone(tmp_path: Path, hidden: int) -> None:
+# (0, False): the 1 x 1 read-out of older models; (8, False): conv + GELU first; (8, True): also reads the inputs
+@pytest.mark.parametrize(("hidden", "inputs"), [(0, False), (8, False), (8, True)])
+def test_uncertainty_head_starts_at_the_mean_log_variance_and_leaves_the_image_alone(
+    tmp_path: Path, hidden: int, inputs: bool
+) -> None:
     from fusionproxy.distill import mean_log_variance
 
     items, _ = fake_cache()
@@ -204,9 +207,12 @@ def test_uncertainty_head_starts_at_the_mean_log_variance_and_leaves_the_image_a
     assert expected == pytest.approx(float(torch.stack([torch.log(i["var"] + 1e-3).mean() for i in items[:4]]).mean()))
     config = DistillConfig.from_dict({"train": {"max_steps": 1, "batch_size": 2, "lr": 1e-12},
                                       "student": {**TINY_STUDENT, "uncertainty_head": True,
-                                                  "uncertainty_hidden": hidden}, "val_items": 2})
+                                                  "uncertainty_hidden": hidden, "uncertainty_inputs": inputs},
+                                      "val_items": 2})
     student = run_fake(tmp_path, config)
-    assert student.log_variance_head[-2].bias.detach() == pytest.approx(torch.full((4,), expected), abs=1e-6)
+    head = student.log_variance_head
+    bias = head.output.bias if inputs else head[-2].bias
+    assert bias.detach() == pytest.approx(torch.full(bias.shape, expected), abs=1e-6)
     # the head's loss never reaches the fused image: its gradient stops at the head
     student.zero_grad()
     ir, vis = torch.rand(1, 1, SIZE, SIZE), torch.rand(1, 3, SIZE, SIZE)

@@ -31,6 +31,7 @@ from .io import write_image
 from .losses import DistillationLoss, DistillLossConfig
 from .misalignment import MisalignmentSchedule
 from .students import FusionStudent, create_student
+from .students.blocks import InputAwareUncertaintyHead
 from .training import TrainConfig, Trainer, item_generator
 from .visibility import DegradationRange
 
@@ -227,8 +228,11 @@ def start_uncertainty_head(student: FusionStudent, log_variance: float) -> None:
     The head reads detached features and moves by about the learning rate per step, so from 0 it would spend
     thousands of steps just reaching the variance's scale (log(1e-3) = -6.9 where the teachers agree).
     """
+    head = student.log_variance_head
+    # The input-aware head ends in its output conv; the feature read-out in the projection before PixelShuffle.
+    output = head.output if isinstance(head, InputAwareUncertaintyHead) else head[-2]
     with torch.no_grad():
-        student.log_variance_head[-2].bias.fill_(log_variance)  # the projection before PixelShuffle
+        output.bias.fill_(log_variance)
 
 
 def split_items(num_items: int, val_items: int, has_val_cache: bool) -> tuple[list[int], list[int]]:

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from .base import FusionStudent, StudentConfig
-from .blocks import FusionHead
+from .blocks import FusionHead, InputAwareUncertaintyHead
 
 
 def blend_sources(ir: torch.Tensor, vis: torch.Tensor, coefficients: torch.Tensor, factor: int) -> torch.Tensor:
@@ -50,6 +50,9 @@ class DualUNetConfig(StudentConfig):
     # Width of a 3 x 3 conv + GELU in front of the log-variance head's projection; 0 keeps the single 1 x 1
     # conv of the models saved before it (a linear read-out ranked pixels against the ensemble's std).
     uncertainty_hidden: int = 0
+    # The head also reads IR, VIS and their difference at full resolution (blocks.InputAwareUncertaintyHead,
+    # width uncertainty_hidden): the only variant whose std ranks held-out pixels like the ensemble's.
+    uncertainty_inputs: bool = False
 
     def __post_init__(self) -> None:
         # Configs read back from JSON carry lists.
@@ -61,6 +64,8 @@ class DualUNetConfig(StudentConfig):
             raise ValueError(f"decoder_depths {self.decoder_depths} needs one entry per scale but the coarsest")
         if min(self.widths) < 1 or min(self.depths + self.decoder_depths) < 0 or self.stem_stride < 1:
             raise ValueError("widths and stem_stride must be positive, depths non-negative")
+        if self.uncertainty_inputs and self.uncertainty_hidden < 1:
+            raise ValueError("uncertainty_inputs needs uncertainty_hidden >= 1 (the head's width)")
 
 
 class Encoder(nn.Module):
@@ -105,8 +110,10 @@ class DualEncoderUNet(FusionStudent):
         self.log_variance_head = self._log_variance_head() if config.uncertainty_head else None
         self.apply(self._init_weights)
 
-    def _log_variance_head(self) -> nn.Sequential:
+    def _log_variance_head(self) -> nn.Module:
         width, hidden, s = self.config.widths[0], self.config.uncertainty_hidden, self.config.stem_stride
+        if self.config.uncertainty_inputs:
+            return InputAwareUncertaintyHead(width, hidden, s)
         layers: list[nn.Module] = [nn.Conv2d(width, hidden, 3, padding=1), nn.GELU()] if hidden else []
         layers += [nn.Conv2d(hidden or width, s * s, 1), nn.PixelShuffle(s)]
         return nn.Sequential(*layers)
@@ -158,5 +165,8 @@ class DualEncoderUNet(FusionStudent):
         # The head reads the decoder's features without moving them: its target (the teachers' disagreement)
         # must not pull the fused image's features away from the ensemble mean.
         head = self.log_variance_head if uncertainty else None
-        log_variance = head(x.detach()) if head is not None else None
-        return rgb, log_variance
+        if head is None:
+            return rgb, None
+        if isinstance(head, InputAwareUncertaintyHead):
+            return rgb, head(x.detach(), ir, vis)
+        return rgb, head(x.detach())
