@@ -85,7 +85,7 @@ def test_grad_norms_prints_each_term_and_trains_nothing(tiny_cache: Path, tmp_pa
     result = CliRunner().invoke(app, [*args, "--grad-norms", "0,1"])
     assert result.exit_code == 0, result.output + repr(result.exception)
     rows = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in result.output.splitlines()[1:]}
-    assert set(rows) == {"pix", "ssim", "mfm"}
+    assert set(rows) == {"pix", "ssim", "mfm", "fidelity", "thermal"}  # the cpu recipe's terms
     assert all(norm > 0 for _, norm, _ in rows.values())
     assert rows["mfm"][2] == pytest.approx(0.02 * rows["mfm"][1], rel=1e-3)  # the cpu config's lambda_MFM
     lambda_one = CliRunner().invoke(app, [*args, "--grad-norms", "0,1", "--set", "loss.lambda_mfm=1",

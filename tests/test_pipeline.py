@@ -91,8 +91,11 @@ def test_cpu_plan_is_the_default_model_recipe(tmp_path: Path) -> None:
     assert cache.count("--teacher") == 2 and str(layout.ddfm) in cache and str(layout.masked) in cache
     assert cache[cache.index("--samples-per-teacher") + 1] == "4" and "--random-init" not in cache
     assert cache[cache.index("--data") + 1] == str(REPO.parent / "shared" / "datasets" / "roadscene" / "train")
-    distill = stages["distill"][0]
+    distill, head = stages["distill"]
     assert distill[distill.index("--student") + 1] == "convnext_unet"
+    assert distill[distill.index("--out") + 1] == str(layout.distilled)  # the head is fitted after it
+    assert head[:3] == ["distill-head", "--model", str(layout.distilled)]
+    assert head[head.index("--out") + 1] == str(layout.student) and head[head.index("--steps") + 1] == "300"
     assert "student.uncertainty_head=true" in distill and "--allow-random-panel" not in distill
     assert not any(s.startswith("misalignment.") for s in distill)  # the cpu distill config's injection stays on
     plain, stretched = stages["evaluate"]

@@ -108,9 +108,14 @@ class CacheSection:
 
 @dataclass
 class DistillSection:
+    """head_steps > 0: then `fusionproxy distill-head` gives the distilled model the input-aware uncertainty
+    head, fitted alone for that many steps (width head_hidden); the fused image does not change."""
+
     student: str = "convnext_unet"
     config: str = "cpu"
     set: list[str] = field(default_factory=list)
+    head_steps: int = 0
+    head_hidden: int = 8
 
 
 @dataclass
@@ -208,6 +213,11 @@ class Layout:
     def student(self) -> Path:
         return self.root / "student"
 
+    @property
+    def distilled(self) -> Path:
+        """The distilled model before its uncertainty head is fitted (only with distill.head_steps)."""
+        return self.root / "student-distilled"
+
     def evaluation(self, stretch: bool) -> Path:
         return self.root / ("evaluate-stretch" if stretch else "evaluate")
 
@@ -273,11 +283,17 @@ def plan(config: PipelineConfig, out: Path) -> list[Stage]:
         "--grid", str(cache.grid), "--seed", str(cache.seed), "--device", cache.device,
         *(["--random-init"] if random_panel else []),
     ]  # fmt: skip
-    distill_command = [
-        "distill", "--cache", str(layout.cache), "--out", str(layout.student), "--student", distill.student,
+    distilled = layout.distilled if distill.head_steps else layout.student
+    distill_commands = [[
+        "distill", "--cache", str(layout.cache), "--out", str(distilled), "--student", distill.student,
         "--config", _config_arg(distill.config), *_sets(distill.set),
         *(["--allow-random-panel"] if random_panel else []),
-    ]  # fmt: skip
+    ]]  # fmt: skip
+    if distill.head_steps:
+        distill_commands.append([
+            "distill-head", "--model", str(distilled), "--cache", str(layout.cache), "--out", str(layout.student),
+            "--steps", str(distill.head_steps), "--hidden", str(distill.head_hidden),
+        ])  # fmt: skip
     n = evaluate.teacher_samples
     # The last row is both teachers' 2N-sample ensemble mean (Eq. 3), the student's target, from the same draws.
     methods = [f"student=model:{layout.student}", f"ddfm-x{n}=teacher:{layout.ddfm}:{n}",
@@ -305,7 +321,7 @@ def plan(config: PipelineConfig, out: Path) -> list[Stage]:
         Stage("masked", f"masked-diffusion teacher in {layout.masked}",
               [teacher("masked", layout.masked, teachers.masked)]),
         Stage("cache", f"teacher-ensemble cache in {layout.cache}", [cache_command]),
-        Stage("distill", f"student model directory {layout.student}", [distill_command]),
+        Stage("distill", f"student model directory {layout.student}", distill_commands),
         Stage("evaluate", "tables, grids and charts in "
               + ", ".join(str(layout.evaluation(s)) for s in evaluate.stretch), evaluate_commands),
         Stage("bench", f"latency table in {layout.bench}", [bench_command]),
