@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
@@ -39,6 +40,25 @@ def test_dynamic_shapes_and_both_outputs(tmp_path: Path) -> None:
     sizes = [(1, 64, 96), (3, 37, 53), (1, 101, 17), (2, 16, 16), (1, 5, 7)]
     differences = check_onnx_parity(path, fusion, _inputs(*sizes))
     assert len(differences) == len(sizes) and max(differences) <= 1e-4
+
+
+@pytest.mark.parametrize("hidden_inputs", [(0, False), (8, True)])  # the feature read-out; the input-aware head
+def test_the_rgb_only_graph_leaves_the_head_out(tmp_path: Path, hidden_inputs: tuple[int, bool]) -> None:
+    hidden, inputs = hidden_inputs
+    fusion = FusionProxy.from_student("ultralight", seed=0, uncertainty_head=True, uncertainty_hidden=hidden,
+                                      uncertainty_inputs=inputs)
+    both = ort.InferenceSession(str(export_onnx(fusion, tmp_path / "both.onnx")), providers=["CPUExecutionProvider"])
+    rgb = ort.InferenceSession(str(export_onnx(fusion, tmp_path / "rgb.onnx", uncertainty=False)),
+                               providers=["CPUExecutionProvider"])
+    assert [o.name for o in rgb.get_outputs()] == ["rgb"]
+    nodes = {name: len(onnx.load(str(tmp_path / f"{name}.onnx")).graph.node) for name in ("rgb", "both")}
+    assert nodes["rgb"] < nodes["both"]  # the head's operations are not in the RGB-only graph
+    ir, vis = _inputs((1, 32, 48))[0]
+    feed = {"ir": ir.numpy(), "vis": vis.numpy()}
+    assert abs(rgb.run(None, feed)[0] - both.run(None, feed)[0]).max() == 0
+    ir_image, vis_image = ir[0, 0].numpy(), vis[0].permute(1, 2, 0).numpy()
+    fused, std = fusion.fuse(ir_image, vis_image, backend="onnxruntime", with_uncertainty=True)
+    assert std is not None and abs(fused - fusion.fuse(ir_image, vis_image, backend="onnxruntime")).max() == 0
 
 
 def test_parity_failure_is_loud(tmp_path: Path) -> None:

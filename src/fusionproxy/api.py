@@ -289,24 +289,27 @@ class FusionProxy(nn.Module):
     def forward_with_uncertainty(self, ir: torch.Tensor, vis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         return self.student.forward_with_uncertainty(ir, vis)
 
-    def _onnx_session(self, onnx_path: str | Path | None, threads: int | None) -> Any:
+    def _onnx_session(self, onnx_path: str | Path | None, threads: int | None, uncertainty: bool) -> Any:
         from .export import export_onnx, onnx_session
 
-        if onnx_path is None:  # export once per FusionProxy, into a private temporary directory
+        if onnx_path is None:  # export once per FusionProxy and output set, into a private temporary directory
             if self._onnx_tmp is None:
                 self._onnx_tmp = tempfile.TemporaryDirectory(prefix="fusionproxy-onnx-")
-                export_onnx(self, Path(self._onnx_tmp.name) / "model.onnx")
-            onnx_path = Path(self._onnx_tmp.name) / "model.onnx"
+            # The RGB-only graph leaves the uncertainty head out, so fusing without the map never pays for it.
+            onnx_path = Path(self._onnx_tmp.name) / ("model-uncertainty.onnx" if uncertainty else "model.onnx")
+            if not onnx_path.exists():
+                export_onnx(self, onnx_path, uncertainty=uncertainty)
         key = f"{Path(onnx_path).resolve()}:{threads}:{self.device.type}"
         if key not in self._onnx_sessions:
             self._onnx_sessions[key] = onnx_session(onnx_path, threads, self.device.type)
         return self._onnx_sessions[key]
 
     def _run(
-        self, ir: torch.Tensor, vis: torch.Tensor, backend: Backend, onnx_path: str | Path | None, threads: int | None
+        self, ir: torch.Tensor, vis: torch.Tensor, backend: Backend, onnx_path: str | Path | None, threads: int | None,
+        uncertainty: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if backend == "onnxruntime":
-            session = self._onnx_session(onnx_path, threads)
+            session = self._onnx_session(onnx_path, threads, uncertainty)
             feed = {"ir": np.ascontiguousarray(ir.cpu().numpy()), "vis": np.ascontiguousarray(vis.cpu().numpy())}
             outputs = session.run(None, feed)
             tensors = [torch.from_numpy(out).to(vis.device) for out in outputs]
@@ -316,7 +319,7 @@ class FusionProxy(nn.Module):
         parameter = next(self.parameters())
         with torch.inference_mode():
             rgb, log_variance = self.student.forward_with_uncertainty(
-                ir.to(parameter.device, parameter.dtype), vis.to(parameter.device, parameter.dtype)
+                ir.to(parameter.device, parameter.dtype), vis.to(parameter.device, parameter.dtype), uncertainty
             )
         # Results come back float32 on the input's device, whatever the model runs in (fp16 on CUDA).
         back = dict(device=vis.device, dtype=torch.float32)
@@ -407,7 +410,7 @@ class FusionProxy(nn.Module):
                     chunk = indices[start : start + max(1, batch_size)]
                     ir = torch.cat([items[i].ir for i in chunk])
                     vis = torch.cat([items[i].vis for i in chunk])
-                    rgb, log_variance = self._run(ir, vis, backend, onnx_path, threads)
+                    rgb, log_variance = self._run(ir, vis, backend, onnx_path, threads, with_uncertainty)
                     finite = finite_rows(rgb if log_variance is None else torch.cat([rgb, log_variance], 1))
                     for row, index in enumerate(chunk):
                         if not finite[row]:  # NaN would clip or cast to a plausible-looking pixel

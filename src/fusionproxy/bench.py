@@ -223,7 +223,7 @@ def _onnx_runner(
 
     path = workdir / "model.onnx"
     if not path.exists():
-        export_onnx(model, path)
+        export_onnx(model, path, uncertainty=False)  # the RGB path every backend here times
     if backend != "onnxruntime":
         path = _quantize(path, backend, ir, vis)
     session = onnx_session(path, threads)

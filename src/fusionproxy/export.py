@@ -65,14 +65,17 @@ def _example_inputs(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     return ir, vis
 
 
-def export_onnx(model: nn.Module, path: str | Path, opset: int = DEFAULT_OPSET) -> Path:
+def export_onnx(
+    model: nn.Module, path: str | Path, opset: int = DEFAULT_OPSET, uncertainty: bool = True
+) -> Path:
     """Export `model` (ir B x 1 x H x W, vis B x 3 x H x W) -> rgb [, log_variance] to ONNX at `path`.
 
-    Batch, height and width are dynamic. Models with an uncertainty head export both outputs.
+    Batch, height and width are dynamic. Models with an uncertainty head export both outputs unless
+    `uncertainty` is False (the RGB-only graph, without the head's cost).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    names = output_names(model)
+    names = output_names(model) if uncertainty else ["rgb"]
     graph_module = _BothOutputs(_student_of(model)) if len(names) == 2 else model
     dynamic = {0: "batch", 2: "height", 3: "width"}
     was_training = model.training
