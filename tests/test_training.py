@@ -67,8 +67,19 @@ def test_finished_run_resumes_to_its_end(tmp_path: Path) -> None:
 
 def test_changed_settings_refuse_to_resume(tmp_path: Path) -> None:
     training_toy.train(str(tmp_path), max_steps=3)
-    with pytest.raises(FusionProxyError, match="different settings"):
+    with pytest.raises(FusionProxyError, match=r"different settings \(train\.max_steps: 3 -> 5\)"):
         training_toy.train(str(tmp_path), max_steps=5)
+
+
+def test_setting_differences_name_each_changed_key() -> None:
+    from fusionproxy.training import setting_differences
+
+    before = {"train": {"lr": 0.1, "seed": 0}, "run": {"student_config": {"width": 4}}}
+    now = {"train": {"lr": 0.2, "seed": 0}, "run": {"student_config": {"width": 4, "new_field": False}}}
+    assert setting_differences(before, now) == ["train.lr: 0.1 -> 0.2", "run.student_config.new_field: \"absent\" -> false"]
+    assert setting_differences(before, before) == []
+    many = {f"k{i}": i for i in range(9)}
+    assert len(setting_differences(many, {k: v + 1 for k, v in many.items()})) == 5
 
 
 def test_trainable_loss_parameters_are_optimised(tmp_path: Path) -> None:

@@ -67,6 +67,17 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+def setting_differences(before: Any, now: Any, path: str = "", limit: int = 5) -> list[str]:
+    """Up to `limit` differing settings of two JSON records, as 'a.b.c: before -> now' (a missing key: absent)."""
+    if isinstance(before, dict) and isinstance(now, dict):
+        found: list[str] = []
+        for key in [*before, *(k for k in now if k not in before)]:
+            where = f"{path}.{key}" if path else str(key)
+            found += setting_differences(before.get(key, "absent"), now.get(key, "absent"), where, limit)
+        return found[:limit]
+    return [] if before == now else [f"{path}: {json.dumps(before)} -> {json.dumps(now)}"]
+
+
 def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
     """The RNG for one dataset item in one epoch: the same item gets the same draws however it is scheduled."""
     digest = hashlib.sha256(f"{seed}:{epoch}:{index}".encode()).digest()
@@ -146,10 +157,11 @@ class Trainer:
         record = {"train": self.config.to_dict(), "run": self.run_info}
         path = self.out_dir / CONFIG_FILE
         if path.exists():
-            previous = json.loads(path.read_text())
-            if previous != json.loads(json.dumps(record)):
+            previous, current = json.loads(path.read_text()), json.loads(json.dumps(record))
+            if previous != current:
                 raise FusionProxyError(
-                    f"{path}: this output directory holds a run with different settings; "
+                    f"{path}: this output directory holds a run with different settings "
+                    f"({'; '.join(setting_differences(previous, current))}); "
                     "use a new --out directory or delete it"
                 )
         elif accelerator.is_main_process:
