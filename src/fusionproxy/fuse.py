@@ -274,7 +274,7 @@ def fuse_stream(
         for sink in sinks:
             sink.close()
     summary.ok, summary.failed, summary.errors = stream.report.fused, stream.report.failed, stream.report.messages
-    summary.notes = stream.report.line().split("; ")[1:]
+    summary.notes = stream.report.notes
     return summary
 
 

@@ -63,11 +63,15 @@ class StreamReport:
         if self.on_message is not None:
             self.on_message(message, failed)
 
+    @property
+    def notes(self) -> list[str]:
+        """What the counts do not say: unused IR frames, dropped live frames, an interruption."""
+        notes = [f"{self.unused_ir} IR frames unused (a nearer one was paired)"] if self.unused_ir else []
+        notes += [f"{self.dropped} live frames dropped (fusion slower than the source)"] if self.dropped else []
+        return notes + (["interrupted"] if self.interrupted else [])
+
     def line(self) -> str:
-        extra = [f"{self.unused_ir} IR frames unused (a nearer one was paired)"] if self.unused_ir else []
-        extra += [f"{self.dropped} live frames dropped (fusion slower than the source)"] if self.dropped else []
-        extra += ["interrupted"] if self.interrupted else []
-        return f"{self.fused} ok, {self.failed} failed" + "".join(f"; {item}" for item in extra)
+        return f"{self.fused} ok, {self.failed} failed" + "".join(f"; {item}" for item in self.notes)
 
 
 @dataclass
