@@ -1,4 +1,9 @@
-"""Shared fixtures: the real datasets beside the checkout, and small synthetic pairs."""
+"""Shared fixtures: the real datasets beside the checkout, the tiny bundled pair, and small synthetic pairs.
+
+Tiers (markers registered in pyproject.toml; CONTRIBUTING.md): `pytest -q` runs only unmarked tests, which
+must pass without ../shared and without a network. A test that requests `datasets_dir` or
+`roadscene_test_pair` must be marked `data`, or collection stops with an error naming it.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,16 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
 DATASETS = SHARED / "datasets"
+TINY = Path(__file__).resolve().parent / "data" / "tiny"  # one 96 x 72 RoadScene pair: tiny/{ir,vi}/FLIR_04484.png
+SHARED_FIXTURES = {"datasets_dir", "roadscene_test_pair"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects anything, so the default run reports a mistake too
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = [item.nodeid for item in items
+                if SHARED_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("data") is None]
+    if unmarked:
+        raise pytest.UsageError("these tests read ../shared but are not marked `data`:\n  " + "\n  ".join(unmarked))
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +46,12 @@ def roadscene_test_pair(datasets_dir: Path) -> tuple[Path, Path]:
 
     stem, ir_path, vis_path = find_dataset_pairs(datasets_dir / "roadscene" / "test").pairs[0]
     return ir_path, vis_path
+
+
+@pytest.fixture(scope="session")
+def tiny_pair() -> tuple[Path, Path]:
+    """(ir_path, vis_path) of the bundled 96 x 72 RoadScene crop (tests/data/README.md): no ../shared needed."""
+    return TINY / "ir" / "FLIR_04484.png", TINY / "vi" / "FLIR_04484.png"
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from fusionproxy import ablation
+from fusionproxy.workflows import ablation
 from fusionproxy.cli import app
 from fusionproxy.errors import FusionProxyError
 from fusionproxy.io import write_image
@@ -75,6 +75,7 @@ def test_bundled_configs_plan_every_row(tmp_path: Path, monkeypatch: pytest.Monk
         ablation.load_config("smoke", ["cache.crop=3"])
 
 
+@pytest.mark.slow
 def test_ablate_all_smoke_trains_each_setup_once_and_resumes(
     inputs: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -32,9 +32,9 @@ def fusion() -> FusionProxy:
 
 
 @pytest.fixture(scope="module")
-def pair(roadscene_test_pair: tuple[Path, Path]) -> tuple[np.ndarray, np.ndarray]:
+def pair(tiny_pair: tuple[Path, Path]) -> tuple[np.ndarray, np.ndarray]:
     """A real pair, cropped small to keep the tests fast: IR uint8 H x W, VIS uint8 H x W x 3."""
-    ir_path, vis_path = roadscene_test_pair
+    ir_path, vis_path = tiny_pair
     ir = np.asarray(Image.open(ir_path).convert("L"))[:67, :93]
     vis = np.asarray(Image.open(vis_path).convert("RGB"))[:67, :93]
     return ir, vis
@@ -161,6 +161,7 @@ def test_size_mismatch_and_resize_ir(fusion: FusionProxy, pair) -> None:
     assert fusion.fuse(ir_t, vis_t, resize_ir=True).shape == (1, 3, 60, 80)
 
 
+@pytest.mark.slow
 def test_onnxruntime_backend_matches_eager(fusion: FusionProxy, pair) -> None:
     ir, vis = pair
     ir_f, vis_f = ir.astype(np.float32) / 255.0, vis.astype(np.float32) / 255.0
@@ -178,7 +179,7 @@ def test_module_sits_in_front_of_an_rgb_network(synthetic_pair) -> None:
     assert all(p.grad is not None for p in fusion.parameters() if p.requires_grad)
 
 
-def test_real_pair_from_disk(fusion: FusionProxy, roadscene_test_pair) -> None:
-    ir_path, vis_path = roadscene_test_pair
+def test_real_pair_from_disk(fusion: FusionProxy, tiny_pair) -> None:
+    ir_path, vis_path = tiny_pair
     out = fusion.fuse(ir_path, vis_path)
     assert out.shape == read_vis(vis_path).shape and read_ir(ir_path).shape == out.shape[:2]

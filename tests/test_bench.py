@@ -38,6 +38,7 @@ def test_gflops_scale_with_area() -> None:
     assert large == pytest.approx(4 * small, rel=0.05)
 
 
+@pytest.mark.slow
 def test_benchmark_reports_sane_timings_and_quality() -> None:
     model = _ultralight()
     results = bench.benchmark(model, "tiny", sizes=[(24, 40)], backends=["eager", "channels_last", "onnxruntime"],
@@ -68,21 +69,22 @@ def test_a_failing_backend_is_reported_not_raised(monkeypatch: pytest.MonkeyPatc
     assert results[1].error is None and results[1].median_ms > 0
 
 
-def test_real_pair_input(roadscene_test_pair: tuple[Path, Path]) -> None:
-    ir, vis = bench.bench_inputs(30, 44, roadscene_test_pair)
+def test_real_pair_input(tiny_pair: tuple[Path, Path]) -> None:
+    ir, vis = bench.bench_inputs(30, 44, tiny_pair)
     assert ir.shape == (1, 1, 30, 44) and vis.shape == (1, 3, 30, 44)
     assert 0 <= float(vis.min()) and float(vis.max()) <= 1 and float(vis.std()) > 0.01
     synthetic = bench.bench_inputs(30, 44)
     assert torch.equal(synthetic[1], bench.bench_inputs(30, 44)[1])  # seeded
 
 
-def test_cli_compare_writes_json(tmp_path: Path, roadscene_test_pair: tuple[Path, Path]) -> None:
+@pytest.mark.slow
+def test_cli_compare_writes_json(tmp_path: Path, tiny_pair: tuple[Path, Path]) -> None:
     from fusionproxy.api import FusionProxy
 
     model_dir = FusionProxy.from_student("ultralight", widths=(8, 16), depths=(1, 1),
                                          decoder_depths=(1,)).save_pretrained(tmp_path / "model")
     out = tmp_path / "bench.json"
-    ir, vis = roadscene_test_pair
+    ir, vis = tiny_pair
     result = CliRunner().invoke(app, [
         "bench", str(model_dir), "--compare", "ultralight", "--sizes", "32x48", "--runs", "2", "--warmup", "1",
         "--threads", "1", "--backends", "eager,onnxruntime", "--ir", str(ir), "--vis", str(vis), "--json", str(out),
@@ -102,6 +104,7 @@ def test_cli_compare_writes_json(tmp_path: Path, roadscene_test_pair: tuple[Path
     assert all(r["error"] is None and r["median_ms"] > 0 for r in rows)
 
 
+@pytest.mark.slow
 def test_cli_teacher_sample_time_and_speedup(tmp_path: Path) -> None:
     from fusionproxy.teachers import create_teacher
 

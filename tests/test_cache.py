@@ -189,6 +189,7 @@ def assert_same_cache(a: Path, b: Path) -> None:
     assert manifest_a == manifest_b
 
 
+@pytest.mark.slow
 def test_killed_build_resumes_to_identical_cache(tmp_path, pairs, built):
     cache_dir = tmp_path / "killed"
     script = textwrap.dedent(
@@ -222,6 +223,7 @@ def test_killed_build_resumes_to_identical_cache(tmp_path, pairs, built):
     assert_same_cache(cache_dir, built)
 
 
+@pytest.mark.slow
 def test_two_shards_equal_one_process(tmp_path, pairs, built, monkeypatch):
     cache_dir = tmp_path / "sharded"
     first = build(cache_dir, pairs, shard=(1, 2))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -11,6 +12,7 @@ from fusionproxy.cli import app
 from fusionproxy.io import write_image
 
 
+@pytest.mark.slow
 def test_cli_build_info_verify_with_real_teachers(tmp_path):
     import numpy as np
 

@@ -41,6 +41,7 @@ def test_the_default_model_is_small_trained_and_has_the_uncertainty_head(default
     assert "test" not in provenance["data"].split("(")[0]  # trained on roadscene/train only
 
 
+@pytest.mark.slow
 def test_the_hot_targets_stay_visible(default_model: FusionProxy) -> None:
     """Issue 13: the person in tno_19 (the IR frame's brightest object) vanished in the first default model's
     output (TTC 0.21, the visible frame -0.09); each teacher's mean shows it."""
@@ -55,6 +56,7 @@ def test_the_hot_targets_stay_visible(default_model: FusionProxy) -> None:
         assert thermal_target_contrast(fused, ir) > thermal_target_contrast(vis, ir) + 0.2, stem
 
 
+@pytest.mark.slow
 def test_it_carries_the_infrared_into_the_visible_image(default_model: FusionProxy) -> None:
     scd = []
     for stem, ir_path, vis_path in sample_pairs():
@@ -85,6 +87,7 @@ def test_fuse_without_model_uses_it(tmp_path: Path) -> None:
     assert read_vis(out).shape == read_vis(vis_path).shape
 
 
+@pytest.mark.slow
 def test_onnx_export_matches(default_model: FusionProxy, tmp_path: Path) -> None:
     from fusionproxy.export import export_onnx
 

@@ -34,6 +34,7 @@ def test_bundled_samples_are_small_real_pairs() -> None:
     assert "Toet" in (SAMPLES_DIR / "SOURCES.md").read_text()
 
 
+@pytest.mark.slow
 def test_model_with_uncertainty_head_gives_four_columns(tmp_path: Path, monkeypatch, capsys) -> None:
     model_dir = FusionProxy.from_student("ultralight", seed=0, uncertainty_head=True).save_pretrained(tmp_path / "m")
     out = tmp_path / "demo"
@@ -49,6 +50,7 @@ def test_model_with_uncertainty_head_gives_four_columns(tmp_path: Path, monkeypa
         assert figure.format == "PNG" and figure.width > 1000
 
 
+@pytest.mark.slow
 def test_random_init_is_labelled_and_has_no_uncertainty_column(tmp_path: Path, monkeypatch, capsys) -> None:
     out = tmp_path / "demo"
     code, err = run_cli(["demo", "--random-init", "ultralight", "-o", str(out)], monkeypatch, capsys)
@@ -57,6 +59,7 @@ def test_random_init_is_labelled_and_has_no_uncertainty_column(tmp_path: Path, m
     assert sorted(p.name for p in out.iterdir()) == sorted([FIGURE_NAME, *(f"{s}.png" for s in STEMS)])
 
 
+@pytest.mark.slow
 def test_run_demo_counts_panels_per_pair(tmp_path: Path) -> None:
     samples = tmp_path / "samples"
     for stem, ir, vis in sample_pairs()[:2]:  # two pairs, shrunk: the figure follows the folder

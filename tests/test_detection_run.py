@@ -18,6 +18,8 @@ from fusionproxy.evaluate.figures import GAP, LABEL_HEIGHT
 from fusionproxy.io import read_raw
 from fusionproxy.visibility import parse_levels
 
+pytestmark = pytest.mark.data  # RoadScene pairs, ../shared/models and ../shared/peers
+
 # Daytime frames with cars and people (FLIR_08248: four pedestrians).
 STEMS = ("FLIR_06392", "FLIR_05005", "FLIR_08248")
 
@@ -43,6 +45,7 @@ def _csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow
 def test_cli_detection_table_on_real_pairs(pairs: Path, detector_path: Path, datasets_dir: Path,
                                           tmp_path: Path) -> None:
     out = tmp_path / "out"

@@ -12,6 +12,8 @@ from fusionproxy.detection.yolox import YoloxDetector
 from fusionproxy.errors import FusionProxyError
 from fusionproxy.io import read_raw
 
+pytestmark = pytest.mark.data  # the detector in ../shared/models, a RoadScene frame
+
 CAR = 2
 # A dusk street with parked cars along both kerbs (9 of them clearly visible, none above the horizon).
 STEM = "FLIR_06392"

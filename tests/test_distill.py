@@ -133,6 +133,7 @@ def test_bundled_configs_and_overrides(tmp_path: Path) -> None:
         load_config(str(path), ["tau"])
 
 
+@pytest.mark.slow
 def test_smoke_run_writes_a_loadable_model_logs_and_validation(reference_run: tuple[Path, torch.nn.Module]) -> None:
     from fusionproxy.api import FusionProxy
 
@@ -153,10 +154,11 @@ def test_smoke_run_writes_a_loadable_model_logs_and_validation(reference_run: tu
     torch.testing.assert_close(loaded(ir, vis), student.eval()(ir, vis))
 
 
+@pytest.mark.slow
 def test_interrupted_then_resumed_equals_uninterrupted(
     reference_run: tuple[Path, torch.nn.Module], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import fusionproxy.distill as distill_module
+    import fusionproxy.distill.run as distill_module
 
     class CrashingLoss(distill_module.DistillationLoss):
         calls = 0
@@ -177,6 +179,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(
     assert all(torch.equal(plain[k], resumed[k]) for k in plain)
 
 
+@pytest.mark.slow
 def test_two_processes_equal_one(reference_run: tuple[Path, torch.nn.Module], tmp_path: Path) -> None:
     script = tmp_path / "run_fake.py"
     script.write_text(

@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 from fusionproxy.io import write_image
 from fusionproxy.teachers.base import Teacher
 
+pytestmark = pytest.mark.slow  # each test runs distill on a cache built by the module fixture
+
 
 class BlendTeacher(Teacher):
     """Samples are IR/VIS blends whose mix depends on the seed: a cheap stochastic teacher."""

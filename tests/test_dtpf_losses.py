@@ -77,6 +77,7 @@ def test_feature_consistency_is_scale_invariant() -> None:
     assert losses.feature_consistency(features, [-f for f in features]) > 1.0
 
 
+@pytest.mark.slow
 def test_distillation_loss_trains_student_and_adapters_only() -> None:
     teacher = DTPFTeacher(DTPFTeacherConfig(**{**TINY, "width": 12}, text_dim=6))
     student = create_student("dtpf_student", **TINY)
@@ -98,6 +99,7 @@ def test_distillation_loss_trains_student_and_adapters_only() -> None:
     assert total.item() == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_teacher_loss_uses_the_event_weights() -> None:
     teacher = DTPFTeacher(DTPFTeacherConfig(**TINY, text_dim=6))
     g = torch.Generator().manual_seed(3)

@@ -17,6 +17,7 @@ def n_params(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+@pytest.mark.slow
 def test_parameter_counts_match_the_paper_scale() -> None:
     student = create_student("dtpf_student")
     teacher = DTPFTeacher(DTPFTeacherConfig())
@@ -45,6 +46,7 @@ def test_untrained_network_returns_the_visible_image(synthetic_pair) -> None:
     torch.testing.assert_close(rgb, vis)
 
 
+@pytest.mark.slow
 def test_decoder_features_per_level() -> None:
     arch = DTPFArchitecture(**TINY)
     net = DTPFNet(arch)
@@ -69,6 +71,7 @@ def test_text_modulation_changes_the_teacher_output(synthetic_pair) -> None:
         teacher.net(torch.rand(1, 1, 64, 64), torch.rand(1, 3, 64, 64))
 
 
+@pytest.mark.slow
 def test_teacher_round_trips_through_a_directory(tmp_path) -> None:
     teacher = DTPFTeacher(DTPFTeacherConfig(**TINY, text_dim=12))
     teacher.event_embeddings.normal_()

@@ -98,6 +98,7 @@ def test_read_labels_names_the_file_and_the_bad_label(tmp_path) -> None:
         text.read_labels(tmp_path / "missing.csv")
 
 
+@pytest.mark.slow
 def test_minilm_embeddings_offline(monkeypatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     table = text.event_embeddings("minilm")

@@ -46,6 +46,7 @@ def test_dataset_crops_are_deterministic_per_seed_epoch_index(dataset_dir) -> No
     assert big["vis"].shape == (3, 128, 128)  # padded up to the crop
 
 
+@pytest.mark.slow
 def test_teacher_then_student_end_to_end(dataset_dir, tmp_path, synthetic_pair) -> None:
     labels = tmp_path / "labels.csv"
     labels.write_text("01,over-exposure\n")

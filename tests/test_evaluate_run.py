@@ -21,6 +21,8 @@ from fusionproxy.evaluate.methods import BaselineMethod
 from fusionproxy.evaluate.perturb import stable_seed
 from fusionproxy.io import find_dataset_pairs, read_ir, read_vis, write_image
 
+pytestmark = pytest.mark.slow  # every test is an evaluate run
+
 HEIGHT, WIDTH = 40, 56
 
 
@@ -193,6 +195,7 @@ def test_perturbation_study(dataset: Path, tmp_path: Path) -> None:
     assert len(list((out / "fused" / "laplacian" / "pairs").iterdir())) == len(DEFAULT_LEVELS)
 
 
+@pytest.mark.data
 def test_cli_on_real_roadscene_pairs(datasets_dir: Path, tmp_path: Path) -> None:
     pairs = tmp_path / "roadscene-sample"
     chosen = find_dataset_pairs(datasets_dir / "roadscene" / "test").pairs[:2]

@@ -31,6 +31,7 @@ def _inputs(*shapes: tuple[int, int, int]) -> list[tuple[torch.Tensor, torch.Ten
             for b, h, w in shapes]
 
 
+@pytest.mark.slow
 def test_dynamic_shapes_and_both_outputs(tmp_path: Path) -> None:
     fusion = _perturbed(1, uncertainty_head=True)
     path = export_onnx(fusion, tmp_path / "model.onnx")
@@ -42,6 +43,7 @@ def test_dynamic_shapes_and_both_outputs(tmp_path: Path) -> None:
     assert len(differences) == len(sizes) and max(differences) <= 1e-4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hidden_inputs", [(0, False), (8, True)])  # the feature read-out; the input-aware head
 def test_the_rgb_only_graph_leaves_the_head_out(tmp_path: Path, hidden_inputs: tuple[int, bool]) -> None:
     hidden, inputs = hidden_inputs
@@ -61,17 +63,21 @@ def test_the_rgb_only_graph_leaves_the_head_out(tmp_path: Path, hidden_inputs: t
     assert std is not None and abs(fused - fusion.fuse(ir_image, vis_image, backend="onnxruntime")).max() == 0
 
 
+@pytest.mark.slow
 def test_parity_failure_is_loud(tmp_path: Path) -> None:
     path = export_onnx(_perturbed(1), tmp_path / "model.onnx")
     with pytest.raises(ExportParityError, match=r"differs from PyTorch by [0-9.e-]+ at 37x53"):
         check_onnx_parity(path, _perturbed(2), _inputs((1, 37, 53)))
 
 
+@pytest.mark.data
 def test_default_check_pair_is_a_real_roadscene_pair(tmp_path: Path, roadscene_test_pair, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)  # found beside the repository even when run from elsewhere
     assert default_check_pair() == roadscene_test_pair
 
 
+@pytest.mark.data
+@pytest.mark.slow
 def test_export_cli_checks_a_real_pair(tmp_path: Path, datasets_dir: Path, monkeypatch, capsys) -> None:
     _perturbed(1).save_pretrained(tmp_path / "model")
     ir, vis = datasets_dir / "tno" / "ir" / "01.png", datasets_dir / "tno" / "vi" / "01.png"

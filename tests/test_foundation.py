@@ -99,6 +99,7 @@ def test_tiny_transformer_backbones_from_hf_directories(tmp_path, name):
     torch.testing.assert_close(features.detach(), expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_random_init_transformer_is_labelled():
     backbone = create_backbone("dinov2s-imgfocus", random_init=True)
     assert backbone.identity() == "dinov2s-imgfocus:random-init" and backbone.out_channels == 384

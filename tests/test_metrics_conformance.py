@@ -17,6 +17,8 @@ import pytest
 from fusionproxy.io import read_raw
 from fusionproxy.metrics import METRIC_NAMES, compute_metrics
 
+pytestmark = pytest.mark.data  # ../shared/metric-conformance
+
 CONFORMANCE = Path(__file__).resolve().parents[1].parent / "shared" / "metric-conformance" / "vifb"
 RELATIVE = 1e-3
 ABSOLUTE_FLOOR = 1e-6
@@ -41,6 +43,7 @@ def test_csv_covers_all_metrics(convention: str) -> None:
         assert sorted(metrics) == sorted(n for n in METRIC_NAMES[convention] if n != "TTC")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scene", SCENES)
 @pytest.mark.parametrize("convention", ["vifb", "cddfuse"])
 def test_published_values_reproduced(convention: str, scene: str) -> None:

@@ -110,6 +110,7 @@ def test_source_specs() -> None:
         parse_method("source:depth")
 
 
+@pytest.mark.slow
 def test_evaluate_tables_have_ttc_over_the_frames_with_targets(tmp_path: Path) -> None:
     root = tmp_path / "pairs"
     for stem, ir in (("hot", _ir()), ("cold", _background())):

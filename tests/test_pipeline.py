@@ -14,16 +14,11 @@ import pytest
 from typer.main import get_command
 
 from fusionproxy.cli import app, main
+from fusionproxy.cli.pipeline import run_subprocess
 from fusionproxy.errors import FusionProxyError
-from fusionproxy.pipeline import (
-    STAGES,
-    STATE_FILE,
-    Layout,
-    load_config,
-    plan,
-    run_in_process,
-    run_pipeline,
-)
+from fusionproxy.workflows.pipeline import STATE_FILE, run_pipeline
+from fusionproxy.workflows.pipeline_config import load_config
+from fusionproxy.workflows.pipeline_plan import STAGES, Layout, plan
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,6 +67,7 @@ def test_cli_parse_check_catches_unknown_options() -> None:
         parse_with_cli(["cache", "build", "--data", "d", "--teacher", "t", "--out", "o", "--samples", "4"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["cpu", "gpu", "smoke"])
 def test_every_bundled_config_plans_commands_the_cli_accepts(name: str, tmp_path: Path) -> None:
     stages = plan(load_config(name), tmp_path / "run")
@@ -109,6 +105,7 @@ def test_cpu_plan_is_the_default_model_recipe(tmp_path: Path) -> None:
     assert stages["bench"][0][:2] == ["bench", str(layout.student)]
 
 
+@pytest.mark.data
 def test_smoke_links_data_subsets_and_runs_every_stage_once(tmp_path: Path) -> None:
     config, recorder = load_config("smoke"), Recorder()
     reports = run_pipeline(config, tmp_path, runner=recorder, log=lambda _: None)
@@ -130,6 +127,7 @@ def test_smoke_links_data_subsets_and_runs_every_stage_once(tmp_path: Path) -> N
     assert again.commands == [] and [r.status for r in reports] == ["skipped"] * len(STAGES)
 
 
+@pytest.mark.data
 def test_failed_stage_is_recorded_and_a_rerun_resumes_there(tmp_path: Path) -> None:
     config = load_config("smoke")
     with pytest.raises(FusionProxyError, match="cache failed on purpose"):
@@ -146,6 +144,7 @@ def test_failed_stage_is_recorded_and_a_rerun_resumes_there(tmp_path: Path) -> N
     assert state["total_seconds"] == pytest.approx(sum(e["seconds"] for e in state["stages"].values()), abs=0.05)
 
 
+@pytest.mark.data
 def test_from_and_until_select_stages(tmp_path: Path) -> None:
     config = load_config("smoke")
     with pytest.raises(FusionProxyError, match="prior, masked"):
@@ -166,6 +165,7 @@ def test_from_and_until_select_stages(tmp_path: Path) -> None:
         run_pipeline(config, tmp_path, start="train", runner=Recorder())
 
 
+@pytest.mark.data
 def test_changed_commands_rerun_that_stage_and_every_later_one(tmp_path: Path) -> None:
     config = load_config("smoke")
     run_pipeline(config, tmp_path, runner=Recorder(), log=lambda _: None)
@@ -200,10 +200,11 @@ def test_bad_configs_name_the_file_and_the_problem(tmp_path: Path) -> None:
         load_config(str(tmp_path / "missing.yaml"))
 
 
-def test_in_process_runner_reports_a_failing_command(tmp_path: Path, capsys) -> None:
+@pytest.mark.slow
+def test_out_of_process_runner_reports_a_failing_command(tmp_path: Path, capfd) -> None:
     with pytest.raises(FusionProxyError, match=r"fusionproxy evaluate --out .*: exited with status 2"):
-        run_in_process(["evaluate", "--out", str(tmp_path)])
-    assert "--dataset" in capsys.readouterr().err  # Typer's own usage message
+        run_subprocess(["evaluate", "--out", str(tmp_path)])
+    assert "--dataset" in capfd.readouterr().err  # Typer's own usage message
 
 
 def test_dry_run_prints_every_stage_and_runs_nothing(tmp_path: Path, monkeypatch, capsys) -> None:

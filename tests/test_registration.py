@@ -25,6 +25,8 @@ def _known_affine(height: int, width: int) -> np.ndarray:
     return affine
 
 
+@pytest.mark.data
+@pytest.mark.slow
 def test_known_affine_is_recovered_within_one_pixel(pair):
     ir, gray = pair
     height, width = ir.shape
@@ -38,6 +40,8 @@ def test_known_affine_is_recovered_within_one_pixel(pair):
     assert 0.0 < found.residual < 0.85 and found.spread_px == 0.0
 
 
+@pytest.mark.data
+@pytest.mark.slow
 def test_calibrate_then_fuse_with_the_homography(pair, tmp_path, monkeypatch, capsys, roadscene_test_pair):
     ir, gray = pair
     height, width = ir.shape
@@ -65,11 +69,11 @@ def test_calibrate_then_fuse_with_the_homography(pair, tmp_path, monkeypatch, ca
     assert read_raw(tmp_path / "fused.png").shape[:2] == read_raw(vis).shape[:2]
 
 
-def test_calibrate_refuses_unrelated_frames_in_one_line(pair, tmp_path, monkeypatch, capsys, roadscene_test_pair):
+def test_calibrate_refuses_unrelated_frames_in_one_line(tmp_path, monkeypatch, capsys, tiny_pair):
     rng = np.random.default_rng(0)
-    noise = cv2.resize(rng.random((30, 40)).astype(np.float32), pair[0].shape[::-1])
+    noise = cv2.resize(rng.random((30, 40)).astype(np.float32), read_ir(tiny_pair[0]).shape[::-1])
     Image.fromarray(np.round(noise * 255).astype(np.uint8)).save(tmp_path / "noise.png")
-    code, err = run_cli(["calibrate", "--ir", str(tmp_path / "noise.png"), "--vis", str(roadscene_test_pair[1]),
+    code, err = run_cli(["calibrate", "--ir", str(tmp_path / "noise.png"), "--vis", str(tiny_pair[1]),
                          "-o", str(tmp_path / "reg.txt")], monkeypatch, capsys)
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 1 and len(errors) == 1 and "did not converge" in errors[0]

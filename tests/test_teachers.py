@@ -114,11 +114,11 @@ def test_bad_inputs_and_directories(tmp_path: Path, synthetic_pair) -> None:
         load_teacher(tmp_path / "t")
 
 
-def test_sample_cli_writes_samples_and_mean(tmp_path: Path, roadscene_test_pair) -> None:
+def test_sample_cli_writes_samples_and_mean(tmp_path: Path, tiny_pair) -> None:
     from fusionproxy.cli import app
 
     _tiny("ddfm-luma").save_pretrained(tmp_path / "teacher")
-    ir_path, vis_path = roadscene_test_pair
+    ir_path, vis_path = tiny_pair
     result = CliRunner().invoke(app, [
         "teacher", "sample", "--teacher", str(tmp_path / "teacher"), "--ir", str(ir_path), "--vis", str(vis_path),
         "-n", "2", "--seed", "0", "-o", str(tmp_path / "out"),

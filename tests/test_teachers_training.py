@@ -87,6 +87,8 @@ TINY = [
 ]
 
 
+@pytest.mark.data
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["masked", "prior"])
 def test_tiny_training_run_lowers_the_loss(kind: str, tmp_path: Path, datasets_dir: Path) -> None:
     images_dir = tmp_path / "images"

@@ -9,6 +9,8 @@ import torch
 
 from fusionproxy.teachers import load_teacher
 
+pytestmark = [pytest.mark.data, pytest.mark.slow]  # teacher sampling on a real RoadScene crop
+
 MODELS = Path(__file__).resolve().parents[1] / "models" / "teachers"
 
 

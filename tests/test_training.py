@@ -98,6 +98,7 @@ def test_trainable_loss_parameters_are_optimised(tmp_path: Path) -> None:
     assert loss_fn.scale.item() != 0.5
 
 
+@pytest.mark.slow
 def test_two_processes_equal_one(tmp_path: Path) -> None:
     reference = training_toy.train(str(tmp_path / "single"))
     script = Path(__file__).parent / "training_toy.py"

@@ -31,6 +31,7 @@ def synthetic_items(count: int = 12) -> list[dict[str, torch.Tensor]]:
     return items
 
 
+@pytest.mark.slow
 def test_the_fitted_head_ranks_pixels_like_the_ensemble_and_leaves_the_image_alone() -> None:
     torch.manual_seed(0)
     trained = create_student("ultralight", **TINY, uncertainty_head=True).eval()
@@ -51,7 +52,7 @@ def test_the_fitted_head_ranks_pixels_like_the_ensemble_and_leaves_the_image_alo
 
 
 def test_students_without_the_input_aware_head_are_refused() -> None:
-    from fusionproxy.dtpf.student import DTPFStudent
+    from fusionproxy.students.dtpf_student import DTPFStudent
 
     with pytest.raises(FusionProxyError, match="no input-aware uncertainty head"):
         with_input_aware_head(DTPFStudent(DTPFStudent.config_class()), hidden=8, seed=0)

@@ -4,13 +4,12 @@
     fusion = FusionProxy.from_pretrained("path/to/model")
     rgb = fusion.fuse("ir.png", "vis.png")          # float32 H x W x 3 in [0, 1]
 
-A model directory holds `config.json` ({"format_version": 1, "student": name, "config": {...},
-"metadata": {...}}) and `model.safetensors` (the student's state dict).
+A model directory is the package's shared format (`fusionproxy.model_dir`): `config.json` (registry
+"student", the student's name and config, and `metadata`) and `model.safetensors` (the student's state dict).
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,31 +19,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from safetensors import SafetensorError
-from safetensors.torch import load_model, save_model
 from torch import nn
 
 from . import io
 from .devices import check_half, resolve_device
 from .errors import FusionProxyError, MissingWeightsError
 from .finite import NonFiniteError, check_input, check_tensor_input, finite_rows, output_error
-from .registration import as_homography, warp_ir
+from .model_dir import CONFIG_FILE, WEIGHTS_FILE, SavedModel
+from .registration import SizeMismatchError, as_homography, check_sizes, warp_ir  # noqa: F401  (public here too)
 from .students import FusionStudent, create_student
 
 if TYPE_CHECKING:
     from .stream import FusionStream
 
-FORMAT_VERSION = 1
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "assets" / "default_model"
 
-Backend = Literal["eager", "onnxruntime"]
+Backend = Literal["eager", "onnxruntime", "onnxruntime-int8"]
+INT8_FILE = "model-int8.onnx"  # the name `fusionproxy fuse --backend onnxruntime-int8` looks for in a model directory
 OnBadOutput = Literal["raise", "return"]
-
-
-class SizeMismatchError(FusionProxyError, ValueError):
-    """IR and VIS frames of a pair differ in size and resampling was not asked for."""
 
 
 def resolve_model_dir(dir_or_name: str | Path) -> Path:
@@ -62,20 +54,25 @@ def resolve_model_dir(dir_or_name: str | Path) -> Path:
     return path
 
 
-def _read_config(path: Path) -> dict[str, Any]:
+def _check_int8_request(onnx_path: str | Path | None, uncertainty: bool) -> None:
+    """The onnxruntime-int8 backend runs only a file that `fusionproxy export --int8` wrote, never a stand-in."""
+    if onnx_path is None:
+        raise FusionProxyError("backend onnxruntime-int8 needs the int8 ONNX file (onnx_path); write one with "
+                               f"`fusionproxy export --model DIR -o DIR/{INT8_FILE} --int8`")
+    path = Path(onnx_path)
     if not path.is_file():
-        raise MissingWeightsError(f"{path}: missing model config")
-    try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise FusionProxyError(f"{path}: corrupt model config ({error})") from None
-    if not isinstance(config, dict) or not {"student", "config"} <= config.keys():
-        raise FusionProxyError(f"{path}: not a FusionProxy model config (needs 'student' and 'config')")
-    if config.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
-        raise FusionProxyError(
-            f"{path}: format_version {config['format_version']} is newer than this package reads ({FORMAT_VERSION})"
-        )
-    return config
+        raise MissingWeightsError(f"{path}: int8 ONNX file not found; write it with "
+                                  f"`fusionproxy export --model DIR -o {path} --int8`")
+    if uncertainty:
+        raise FusionProxyError(f"{path}: the int8 graph has the RGB output only; fuse without the uncertainty map")
+
+
+def _check_int8_file(path: Path) -> None:
+    from .quantize import is_int8
+
+    if not is_int8(path):
+        raise FusionProxyError(f"{path}: not an int8 model (no quantised activations); use --backend onnxruntime, "
+                               "or write one with `fusionproxy export --int8`")
 
 
 @dataclass
@@ -94,14 +91,6 @@ class _Request:
 
     items: list[_Item]
     combine: Callable[[list[Any]], Any]
-
-
-def check_sizes(ir_size: tuple[int, ...], vis_size: tuple[int, ...], resize_ir: bool, what: str) -> None:
-    if tuple(ir_size) != tuple(vis_size) and not resize_ir:
-        raise SizeMismatchError(
-            f"{what}: IR is {ir_size[0]}x{ir_size[1]} but VIS is {vis_size[0]}x{vis_size[1]} (H x W); "
-            "register the cameras or pass resize_ir=True (--resize-ir) to resample IR onto the VIS grid"
-        )
 
 
 @dataclass(frozen=True)
@@ -193,7 +182,7 @@ def _request(ir: Any, vis: Any, inputs: _Inputs, what: str) -> _Request:
     return _Request([_array_item(ir, vis, inputs, what)], lambda outputs: outputs[0])
 
 
-class FusionProxy(nn.Module):
+class FusionProxy(SavedModel, nn.Module):
     """A student fusion network plus what is needed to save, load and run it on real inputs.
 
     `forward(ir, vis)` is the student's forward (B x 1 x H x W, B x 3 x H x W in [0, 1] -> B x 3 x H x W), so the
@@ -206,6 +195,9 @@ class FusionProxy(nn.Module):
         self.metadata: dict[str, Any] = dict(metadata or {})
         self._onnx_sessions: dict[str, Any] = {}
         self._onnx_tmp: tempfile.TemporaryDirectory | None = None
+
+    model_registry = "student"
+    legacy_key = "student"
 
     @property
     def student_name(self) -> str:
@@ -238,22 +230,24 @@ class FusionProxy(nn.Module):
         """
         target = resolve_device(device)
         check_half(target, half)
-        directory = resolve_model_dir(dir_or_name)
-        config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-        config = _read_config(config_path)
-        try:
-            student = create_student(config["student"], **config["config"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise FusionProxyError(f"{config_path}: cannot build student ({error})") from None
-        if not weights_path.is_file():
-            raise MissingWeightsError(f"{weights_path}: missing model weights")
-        try:
-            load_model(student, weights_path, strict=True, device="cpu")
-        except (SafetensorError, RuntimeError, OSError) as error:
-            message = " ".join(str(error).split())[:300]
-            raise FusionProxyError(f"{weights_path}: corrupt or mismatched weights ({message})") from None
-        model = cls(student, config.get("metadata"))
+        model = super().from_pretrained(resolve_model_dir(dir_or_name))
         return model.to_device(target, half).eval()
+
+    @classmethod
+    def from_model_config(cls, name: str, config: dict[str, Any], record: dict[str, Any]) -> FusionProxy:
+        return cls(create_student(name, **config), record.get("metadata"))
+
+    def model_entry(self) -> str:
+        return self.student_name
+
+    def model_config(self) -> dict[str, Any]:
+        return self.student.config.to_dict()
+
+    def weights_module(self) -> nn.Module:
+        return self.student
+
+    def model_extra(self) -> dict[str, Any]:
+        return {"metadata": self.metadata}
 
     def to_device(self, device: str | torch.device = "auto", half: bool = False) -> FusionProxy:
         """Move to `device` (auto: cuda, else mps, else cpu); a device that is not here is a one-line
@@ -269,18 +263,8 @@ class FusionProxy(nn.Module):
 
     def save_pretrained(self, directory: str | Path, **metadata: Any) -> Path:
         """Write `config.json` and `model.safetensors`; extra keyword arguments are added to the metadata."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         self.metadata.update(metadata)
-        config = {
-            "format_version": FORMAT_VERSION,
-            "student": self.student_name,
-            "config": self.student.config.to_dict(),
-            "metadata": self.metadata,
-        }
-        save_model(self.student, str(directory / WEIGHTS_FILE))
-        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-        return directory
+        return super().save_pretrained(directory)
 
     # ----- the network -----
     def forward(self, ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
@@ -289,10 +273,13 @@ class FusionProxy(nn.Module):
     def forward_with_uncertainty(self, ir: torch.Tensor, vis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         return self.student.forward_with_uncertainty(ir, vis)
 
-    def _onnx_session(self, onnx_path: str | Path | None, threads: int | None, uncertainty: bool) -> Any:
+    def _onnx_session(self, onnx_path: str | Path | None, threads: int | None, uncertainty: bool,
+                      int8: bool = False) -> Any:
         from .export import export_onnx, onnx_session
 
-        if onnx_path is None:  # export once per FusionProxy and output set, into a private temporary directory
+        if int8:
+            _check_int8_request(onnx_path, uncertainty)
+        elif onnx_path is None:  # export once per FusionProxy and output set, into a private temporary directory
             if self._onnx_tmp is None:
                 self._onnx_tmp = tempfile.TemporaryDirectory(prefix="fusionproxy-onnx-")
             # The RGB-only graph leaves the uncertainty head out, so fusing without the map never pays for it.
@@ -301,6 +288,8 @@ class FusionProxy(nn.Module):
                 export_onnx(self, onnx_path, uncertainty=uncertainty)
         key = f"{Path(onnx_path).resolve()}:{threads}:{self.device.type}"
         if key not in self._onnx_sessions:
+            if int8:
+                _check_int8_file(Path(onnx_path))
             self._onnx_sessions[key] = onnx_session(onnx_path, threads, self.device.type)
         return self._onnx_sessions[key]
 
@@ -308,14 +297,14 @@ class FusionProxy(nn.Module):
         self, ir: torch.Tensor, vis: torch.Tensor, backend: Backend, onnx_path: str | Path | None, threads: int | None,
         uncertainty: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        if backend == "onnxruntime":
-            session = self._onnx_session(onnx_path, threads, uncertainty)
+        if backend in ("onnxruntime", "onnxruntime-int8"):
+            session = self._onnx_session(onnx_path, threads, uncertainty, int8=backend == "onnxruntime-int8")
             feed = {"ir": np.ascontiguousarray(ir.cpu().numpy()), "vis": np.ascontiguousarray(vis.cpu().numpy())}
             outputs = session.run(None, feed)
             tensors = [torch.from_numpy(out).to(vis.device) for out in outputs]
             return tensors[0], (tensors[1] if len(tensors) > 1 else None)
         if backend != "eager":
-            raise FusionProxyError(f"unknown backend '{backend}' (choose eager or onnxruntime)")
+            raise FusionProxyError(f"unknown backend '{backend}' (choose eager, onnxruntime or onnxruntime-int8)")
         parameter = next(self.parameters())
         with torch.inference_mode():
             rgb, log_variance = self.student.forward_with_uncertainty(
@@ -357,7 +346,8 @@ class FusionProxy(nn.Module):
         IR and VIS must have the same size unless `resize_ir` (IR is resampled onto the VIS grid). Runs in
         eval mode under inference_mode; pairs of equal size run together in batches of `batch_size`.
         `backend="onnxruntime"` runs the ONNX file `onnx_path`; when None, the weights as they are at the first
-        such call are exported to a temporary file and reused by later calls.
+        such call are exported to a temporary file and reused by later calls. `backend="onnxruntime-int8"` runs
+        the int8 file `onnx_path` written by `fusionproxy export --int8` (RGB only, no uncertainty map).
 
         Float inputs with NaN or inf raise `finite.NonFiniteError` naming the input, unless `nan_to` replaces
         those values. `ir_homography` (3 x 3, or 2 x 3 affine, IR -> VIS pixel coordinates; see

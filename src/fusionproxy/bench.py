@@ -6,9 +6,10 @@ Backends:
   bf16              channels_last under CPU autocast to bfloat16 (native only with AVX-512 BF16 / AMX)
   compile           torch.compile (inductor) of the eager model; needs a C++ compiler
   onnxruntime       the `fusionproxy export` graph (dynamic batch, H, W) on onnxruntime's CPU provider
-  onnxruntime-int8  that graph with weights quantised to int8 and activations quantised on the fly
-                    (onnxruntime.quantization.quantize_dynamic)
-  onnxruntime-qdq   static int8 (QDQ format), activations calibrated on the benchmark pair and its mirror
+  onnxruntime-int8  static int8 (QDQ), the recipe of `fusionproxy export --int8` (`quantize.quantize_int8`),
+                    calibrated here on the benchmark pair and its mirror; the export's parity report, not this
+                    PSNR, is its quality on a test set
+  onnxruntime-dynamic  weights int8, activations quantised on the fly (onnxruntime.quantization.quantize_dynamic)
 
 `bench_teacher` times one diffusion teacher sample (the whole sampling chain, B=1) at the same sizes, which
 gives the distillation speed-up: teacher sample time / student latency at the same resolution.
@@ -37,7 +38,7 @@ from torch import nn
 
 from .errors import FusionProxyError
 
-BACKENDS = ("eager", "channels_last", "bf16", "compile", "onnxruntime", "onnxruntime-int8", "onnxruntime-qdq")
+BACKENDS = ("eager", "channels_last", "bf16", "compile", "onnxruntime", "onnxruntime-int8", "onnxruntime-dynamic")
 DEFAULT_BACKENDS = ("eager", "channels_last", "onnxruntime")
 DEFAULT_SIZES = ((480, 640), (768, 1024))
 
@@ -176,41 +177,26 @@ def _torch_runner(model: nn.Module, ir: torch.Tensor, vis: torch.Tensor, backend
     return run
 
 
-def _calibration_reader(ir: torch.Tensor, vis: torch.Tensor):
-    from onnxruntime.quantization import CalibrationDataReader
-
-    # Half resolution keeps the calibration's stored activations small; the graph has dynamic H and W.
-    small_ir = nn.functional.interpolate(ir, scale_factor=0.5, mode="area").numpy()
-    small_vis = nn.functional.interpolate(vis, scale_factor=0.5, mode="area").numpy()
-    feeds = [{"ir": small_ir, "vis": small_vis}, {"ir": small_ir[..., ::-1].copy(), "vis": small_vis[..., ::-1].copy()}]
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.feeds = iter(feeds)
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self.feeds, None)
-
-    return Reader()
-
-
 def _quantize(path: Path, backend: str, ir: torch.Tensor, vis: torch.Tensor) -> Path:
-    """int8 version of the ONNX graph at `path` for the onnxruntime-int8 / onnxruntime-qdq backends."""
+    """int8 version of the ONNX graph at `path` for the onnxruntime-int8 / onnxruntime-dynamic backends."""
     import onnxruntime
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from .quantize import quantize_int8
 
     quantized = path.with_name(f"{path.stem}-{backend}.onnx")
+    if backend == "onnxruntime-int8":
+        # Half resolution keeps the calibration's stored activations small; the graph has dynamic H and W.
+        small_ir = nn.functional.interpolate(ir, scale_factor=0.5, mode="area").numpy()
+        small_vis = nn.functional.interpolate(vis, scale_factor=0.5, mode="area").numpy()
+        quantize_int8(path, quantized, [{"ir": small_ir, "vis": small_vis},
+                                        {"ir": small_ir[..., ::-1].copy(), "vis": small_vis[..., ::-1].copy()}])
+        return quantized
     # The quantizer logs a warning per conv bias and suggests pre-processing; neither matters to a benchmark.
     onnxruntime.set_default_logger_severity(3)
     logging.disable(logging.WARNING)
     try:
-        if backend == "onnxruntime-int8":
-            quantize_dynamic(path, quantized, weight_type=QuantType.QInt8)
-        else:
-            quantize_static(
-                path, quantized, _calibration_reader(ir, vis), quant_format=QuantFormat.QDQ, per_channel=True,
-                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            )
+        quantize_dynamic(path, quantized, weight_type=QuantType.QInt8)
     finally:
         logging.disable(logging.NOTSET)
     return quantized
@@ -346,3 +332,18 @@ def speedups(results: list[BenchResult], model: str) -> list[tuple[str, str, flo
             rows.append((f"{teacher.height}x{teacher.width}", teacher.model, teacher.median_ms,
                          f"{best.model} {best.backend}", best.median_ms, teacher.median_ms / best.median_ms))
     return rows
+
+
+def write_json(path: Path, results: list[BenchResult], label: str, runs: int, warmup: int,
+               pair: tuple[Path, Path] | None = None) -> Path:
+    """Every result, the environment and the speed-ups over `label` (the first model) as JSON at `path`."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"environment": environment(), "runs": runs, "warmup": warmup,
+              "speedups": [dict(zip(("size", "teacher", "teacher_ms", "student", "student_ms", "speedup"), row))
+                           for row in speedups(results, label)],
+              "input": [str(p) for p in pair] if pair else "synthetic",
+              "results": [r.to_dict() for r in results]}
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path

@@ -42,3 +42,10 @@ def check_half(device: torch.device, half: bool) -> None:
     """fp16 only where it is fast and well supported: CUDA (CPU fp16 convolutions are slow or missing)."""
     if half and device.type != "cuda":
         raise FusionProxyError(f"--half runs fp16 on CUDA only; the model is on {device.type} (drop --half)")
+
+
+def set_cpu_threads(threads: int) -> None:
+    """`threads` > 0 sets torch's CPU threads: on a CPU shared with other jobs one thread per process is much
+    faster than OpenMP workers spinning against each other. 0 leaves torch's default."""
+    if threads > 0:
+        torch.set_num_threads(threads)

@@ -165,19 +165,25 @@ def check_onnx_parity(
     return differences
 
 
+def shared_path(*parts: str) -> Path | None:
+    """`shared/<parts>` beside the working directory or the repository (the project's data), or None."""
+    repo_root = Path(__file__).resolve().parents[2]
+    for shared in (Path.cwd().parent / "shared", Path.cwd() / "shared", repo_root.parent / "shared"):
+        if shared.joinpath(*parts).exists():
+            return shared.joinpath(*parts)
+    return None
+
+
 def default_check_pair() -> tuple[Path, Path]:
     """The first RoadScene test pair of `shared/datasets` beside the working directory or the repository."""
     from .io import find_dataset_pairs
 
-    repo_root = Path(__file__).resolve().parents[2]
-    candidates = [Path.cwd().parent / "shared" / "datasets", Path.cwd() / "shared" / "datasets",
-                  repo_root.parent / "shared" / "datasets"]
-    for datasets in candidates:
-        if (datasets / "roadscene" / "test").is_dir():
-            _, ir_path, vis_path = find_dataset_pairs(datasets / "roadscene" / "test").pairs[0]
-            return ir_path, vis_path
-    searched = ", ".join(str(c) for c in candidates)
-    raise FusionProxyError(f"no real pair for the parity check (searched {searched}); pass --check-pair IR VIS")
+    test = shared_path("datasets", "roadscene", "test")
+    if test is None:
+        raise FusionProxyError("no real pair for the parity check (no shared/datasets/roadscene/test beside the "
+                               "working directory or the repository); pass --check-pair IR VIS")
+    _, ir_path, vis_path = find_dataset_pairs(test).pairs[0]
+    return ir_path, vis_path
 
 
 def verify_export(

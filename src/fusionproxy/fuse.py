@@ -14,9 +14,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from . import io
-from .api import FusionProxy, check_sizes
+from .api import FusionProxy
 from .errors import FusionProxyError
 from .finite import NonFiniteError
+from .registration import check_sizes
 from .sinks import VIDEO_SUFFIXES, FolderSink, Sink, VideoSink, WindowSink
 from .sources import DEFAULT_FPS
 

@@ -203,6 +203,11 @@ def resize_ir(ir: np.ndarray, height: int, width: int) -> np.ndarray:
     return cv2.resize(ir, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Float in [0, 1] -> uint8, rounded to nearest: how every fused frame is written."""
+    return np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
 def write_image(path: str | Path, image: np.ndarray) -> None:
     """Write H x W (gray) or H x W x 3 (RGB) float in [0, 1] as 8-bit, or uint8 / uint16 as they are.
 
@@ -212,7 +217,7 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if image.dtype not in (np.uint8, np.uint16):
-        image = np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+        image = to_uint8(image)
     partial = path.with_name(f".{path.stem}.partial{path.suffix}")
     try:
         Image.fromarray(np.ascontiguousarray(image)).save(partial)

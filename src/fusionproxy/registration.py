@@ -22,6 +22,19 @@ _MOTIONS = {"translation": cv2.MOTION_TRANSLATION, "euclidean": cv2.MOTION_EUCLI
             "affine": cv2.MOTION_AFFINE, "homography": cv2.MOTION_HOMOGRAPHY}
 
 
+class SizeMismatchError(FusionProxyError, ValueError):
+    """IR and VIS frames of a pair differ in size and resampling was not asked for."""
+
+
+def check_sizes(ir_size: tuple[int, ...], vis_size: tuple[int, ...], resize_ir: bool, what: str) -> None:
+    """IR and VIS frames (H x W) must share one grid unless IR is to be resampled onto the VIS grid."""
+    if tuple(ir_size) != tuple(vis_size) and not resize_ir:
+        raise SizeMismatchError(
+            f"{what}: IR is {ir_size[0]}x{ir_size[1]} but VIS is {vis_size[0]}x{vis_size[1]} (H x W); "
+            "register the cameras or pass resize_ir=True (--resize-ir) to resample IR onto the VIS grid"
+        )
+
+
 class RegistrationError(FusionProxyError, ValueError):
     """An unusable registration file, or an estimate that did not converge."""
 

@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import numpy as np
 
 from . import io
-from .api import check_sizes
 from .errors import FusionProxyError
 from .finite import check_input
+from .registration import check_sizes
 from .sources import DEFAULT_FPS, Frame, Source, open_source
 
 if TYPE_CHECKING:

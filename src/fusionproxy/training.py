@@ -18,7 +18,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ClassVar, Iterator
 
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration
@@ -27,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from .config_files import build_config
 from .errors import FusionProxyError
 
 LossFn = Callable[[nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
@@ -55,13 +56,11 @@ class TrainConfig:
     num_workers: int = 0
     keep_checkpoints: int = 2
 
+    config_noun: ClassVar[str] = "training option"
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise FusionProxyError(f"unknown training option(s): {', '.join(sorted(unknown))}")
-        return cls(**values)
+        return build_config(cls, values)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

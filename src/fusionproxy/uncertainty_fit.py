@@ -20,10 +20,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .api import WEIGHTS_FILE, FusionProxy
+from .api import FusionProxy
 from .distill import IMAGE_KEYS, mean_log_variance, split_items, start_uncertainty_head, uncertainty_spearman
 from .errors import FusionProxyError
 from .losses.uncertainty import uncertainty_loss
+from .model_dir import WEIGHTS_FILE
 from .students import FusionStudent, create_student
 
 

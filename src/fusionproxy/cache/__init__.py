@@ -2,6 +2,7 @@
 
 from .build import CacheConfig, build_cache, cache_info, finalize_cache, shard_from_env, verify_cache
 from .dataset import CacheDataset
+from .folders import build_cache_from_folders
 from .store import CacheError
 
 __all__ = [
@@ -9,6 +10,7 @@ __all__ = [
     "CacheDataset",
     "CacheError",
     "build_cache",
+    "build_cache_from_folders",
     "cache_info",
     "finalize_cache",
     "shard_from_env",

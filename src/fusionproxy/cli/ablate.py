@@ -26,7 +26,7 @@ def ablate_command(
 
     Rows with the same effective settings ((c), (h), (l), tau = 1) share one run, trained once under OUT.
     """
-    from ..ablation import BLOCK_NAMES, block_rows, load_config, plan_block, run_block, run_finished
+    from ..workflows.ablation import BLOCK_NAMES, block_rows, load_config, plan_block, run_block, run_finished
 
     console = Console(stderr=True, soft_wrap=True)
     ablation_config = load_config(config, overrides)

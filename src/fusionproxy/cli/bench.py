@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Optional, Tuple
@@ -60,7 +59,7 @@ def register(app: typer.Typer) -> None:
         backends: str = typer.Option(
             "eager,channels_last,onnxruntime",
             help="Comma-separated: eager, channels_last, bf16, compile, onnxruntime, onnxruntime-int8, "
-            "onnxruntime-qdq.",
+            "onnxruntime-dynamic.",
         ),
         runs: int = typer.Option(100, min=1, help="Timed calls per measurement."),
         warmup: int = typer.Option(10, min=0, help="Untimed calls first."),
@@ -138,13 +137,7 @@ def register(app: typer.Typer) -> None:
             out.print(f"speed-up at {size}: {name} one sample {teacher_ms / 1e3:.2f} s / {student} "
                       f"{student_ms:.1f} ms = {speedup:,.0f}x")
         if json_path is not None:
-            json_path.parent.mkdir(parents=True, exist_ok=True)
-            record = {"environment": environment, "runs": runs, "warmup": warmup,
-                      "speedups": [dict(zip(("size", "teacher", "teacher_ms", "student", "student_ms", "speedup"), row))
-                                   for row in bench_lib.speedups(results, targets[0])],
-                      "input": [str(p) for p in pair] if pair else "synthetic",
-                      "results": [r.to_dict() for r in results]}
-            json_path.write_text(json.dumps(record, indent=2) + "\n")
+            bench_lib.write_json(json_path, results, targets[0], runs, warmup, pair)
 
 
 def _video(models: list, video: tuple[Path, Path], threads: int | None) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -11,12 +10,12 @@ import typer
 from rich.console import Console
 
 
-def _parse_shard(text: str | None) -> tuple[int, int]:
-    from ..cache import shard_from_env
+def _parse_shard(text: str | None) -> tuple[int, int] | None:
+    """(i, n) from "i/n"; None (no --shard): the launcher's RANK / WORLD_SIZE."""
     from ..errors import FusionProxyError
 
     if text is None:
-        return shard_from_env()
+        return None
     try:
         index, count = (int(part) for part in text.split("/"))
     except ValueError:
@@ -24,14 +23,6 @@ def _parse_shard(text: str | None) -> tuple[int, int]:
     if not 0 <= index < count:
         raise FusionProxyError(f"--shard {text}: need 0 <= i < n")
     return index, count
-
-
-def _device(text: str) -> str:
-    import torch
-
-    if text != "auto":
-        return text
-    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
 
 
 def register(app: typer.Typer) -> None:
@@ -57,31 +48,22 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", "--device"),
     ) -> None:
         """Sample every teacher on every training item, run the panel, store the statistics; resumable."""
-        from ..cache import CacheConfig, build_cache
+        from ..cache import CacheConfig, build_cache_from_folders
         from ..errors import FusionProxyError
-        from ..foundation import DEFAULT_PANEL, PAPER_PANEL, create_backbone
-        from ..io import find_dataset_pairs
-        from ..teachers import load_teacher
 
         console = Console(stderr=True, soft_wrap=True)
         shard_spec = _parse_shard(shard)
-        names = {"default": DEFAULT_PANEL, "paper": PAPER_PANEL}.get(panel, [n for n in panel.split(",") if n])
         directories = {}
         for entry in weights:
             name, _, directory = entry.partition("=")
             if not directory:
                 raise FusionProxyError(f"--weights {entry}: expected NAME=DIR")
             directories[name] = Path(directory)
-        try:
-            listing = find_dataset_pairs(data)
-        except FileNotFoundError as error:
-            raise FusionProxyError(str(error)) from None
-        for path in listing.ir_only + listing.vis_only:
-            console.print(f"[yellow]skipped[/] {path}: no partner image", highlight=False)
-        backbones = [create_backbone(n, directories.get(n), random_init=random_init) for n in names]
         config = CacheConfig(samples, crop_size, crops_per_image, grid, seed, keep_samples)
-        manifest = build_cache(out, listing.pairs, [load_teacher(t) for t in teachers], backbones, config,
-                               shard=shard_spec, device=_device(device))  # fmt: skip
+        manifest = build_cache_from_folders(
+            data, teachers, out, panel, directories, random_init, config, shard_spec, device,
+            log=lambda line: console.print(line, highlight=False, markup=False),
+        )
         state = "finalised" if "statistics" in manifest else "waiting for other shards"
         console.print(f"cache {out}: {len(manifest['items'])} items, {state}", highlight=False)
 

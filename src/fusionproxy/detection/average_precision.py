@@ -20,6 +20,8 @@ from .boxes import Detections, iou
 
 IOU_THRESHOLD = 0.5
 MIN_REFERENCES = 5  # classes with fewer references over the dataset are left out of the mAP
+REFERENCE_SCORE = 0.35  # pseudo-references and the operating point of the recall column
+MIN_SCORE = 0.01  # detections pooled into the AP
 BOOTSTRAP_ELEMENTS = 1 << 22  # resamples x detections processed at once (bounds the memory)
 
 

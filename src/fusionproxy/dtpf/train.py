@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import torch
 
-from ..config_files import load_config_file
+from ..config_files import load_config_as
 from ..errors import FusionProxyError
 from ..training import TrainConfig, Trainer
 from .data import DTPFPairDataset, resolve_events, training_pairs, write_events
@@ -45,19 +45,14 @@ class DTPFRecipe:
     text_encoder: str = "minilm"
     alpha: dict[str, float] = field(default_factory=lambda: {"base": 1.0, "feat": 0.1, "res": 1.0})
 
+    def __post_init__(self) -> None:
+        if self.crop <= 0 or self.crop % 64:
+            raise FusionProxyError(f"crop {self.crop} must be a positive multiple of 64 (the DTPF stride)")
+
     @classmethod
     def load(cls, name_or_path: str, stage: str, overrides: Sequence[str] = ()) -> "DTPFRecipe":
         """A bundled config (`cpu`, `gpu`) of `stage` ("teacher" or "distill"), or a YAML file."""
-        values, path = load_config_file(name_or_path, "dtpf", prefix=f"{stage}_", overrides=overrides)
-        if "train" not in values:
-            raise FusionProxyError(f"{path}: expected a mapping with a 'train' section")
-        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise FusionProxyError(f"{path}: unknown option(s) {', '.join(sorted(unknown))}")
-        recipe = cls(**values)
-        if recipe.crop <= 0 or recipe.crop % 64:
-            raise FusionProxyError(f"{path}: crop {recipe.crop} must be a positive multiple of 64 (the DTPF stride)")
-        return recipe
+        return load_config_as(cls, name_or_path, "dtpf", prefix=f"{stage}_", overrides=overrides)[0]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

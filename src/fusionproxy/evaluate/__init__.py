@@ -4,9 +4,10 @@
 """
 
 from .detection import DetectionSettings
-from .methods import Method, default_baselines, parse_method
+from .methods import Method, default_baselines, parse_method, with_baselines
 from .perturb import DEFAULT_LEVELS, parse_levels
-from .runner import Dataset, EvaluationResult, evaluate, parse_dataset
+from .outputs import Dataset, parse_dataset
+from .runner import EvaluationResult, evaluate
 
 __all__ = [
     "DEFAULT_LEVELS",
@@ -19,4 +20,5 @@ __all__ = [
     "parse_dataset",
     "parse_levels",
     "parse_method",
+    "with_baselines",
 ]

@@ -22,19 +22,18 @@ from rich.progress import Progress
 
 from ..detection import ROAD_CLASSES, Detections, Detector
 from ..detection import average_precision as ap
+from ..detection.average_precision import MIN_SCORE, REFERENCE_SCORE
 from ..detection.drawing import draw_detections
 from ..detection.labels import YoloLabels
 from ..io import ImageReadError, PairListing
 from ..visibility import LEVELS, Degradation, degrade_image
 from . import figures
 from .methods import FolderMethod, MeanMethod, Method, TeacherMethod
+from .outputs import Dataset, _read_pair, _Run, _uint8
 from .perturb import ALIGNED, stable_seed
-from .runner import Dataset, _read_pair, _Run, _uint8
 
 VISIBLE_ROW = "visible frame"  # the space keeps them apart from method names (letters, digits, . _ + -)
 IR_ROW = "IR frame"
-REFERENCE_SCORE = 0.35  # pseudo-references and the operating point of the recall column
-MIN_SCORE = 0.01  # detections pooled into the AP
 RESAMPLES = 1000
 PERSON = 0
 CLEAN = LEVELS["none"]

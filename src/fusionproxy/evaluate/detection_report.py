@@ -8,8 +8,8 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 from ..detection import ROAD_CLASSES
-from ..detection.average_precision import MIN_REFERENCES
-from .detection import MIN_SCORE, REFERENCE_SCORE, DetectionScore, DetectionStudy, sanity_line
+from ..detection.average_precision import MIN_REFERENCES, MIN_SCORE, REFERENCE_SCORE
+from .detection import DetectionScore, DetectionStudy, sanity_line
 
 
 def write_csv(study: DetectionStudy, path: Path) -> Path:

@@ -178,3 +178,9 @@ def parse_method(text: str) -> Method:
 def default_baselines() -> list[Method]:
     """The reference rows every table gets unless the user drops them."""
     return [parse_method(f"baseline:{name}") for name in ("average", "max", "laplacian")]
+
+
+def with_baselines(methods: list[Method]) -> list[Method]:
+    """`methods` followed by each default baseline the user did not already list."""
+    specs = {m.spec for m in methods}
+    return methods + [b for b in default_baselines() if b.spec not in specs]

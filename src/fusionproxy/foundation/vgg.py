@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from .base import FoundationBackbone
-from .paths import file_sha256, require_file
+from ..weights.paths import file_sha256, require_file
 
 # torchvision's `features` indices of VGG-16's 13 convolutions; relu3_3 is index 15.
 CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
@@ -65,7 +65,7 @@ class VGG16Relu33(FoundationBackbone):
 
 
 def _register() -> None:
-    from . import BACKBONES
+    from .registry import BACKBONES
 
     @BACKBONES.register("vgg16")
     def vgg16(directory: Path, random_init: bool) -> VGG16Relu33:

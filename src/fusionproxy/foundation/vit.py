@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import FoundationBackbone
-from .paths import FETCHABLE, file_sha256, require_file
+from ..weights.paths import FETCHABLE, file_sha256, require_file
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CLIP_MEAN, CLIP_STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
@@ -153,7 +153,7 @@ SPECS = {
 
 
 def _register() -> None:
-    from . import BACKBONES
+    from .registry import BACKBONES
 
     for name, (kind, block, architecture) in SPECS.items():
 

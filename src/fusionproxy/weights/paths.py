@@ -1,4 +1,4 @@
-"""Where backbone weights live: `$FUSIONPROXY_HOME/weights/<name>/` (default `~/.cache/fusionproxy`)."""
+"""Where fetched weights and parameters live: `$FUSIONPROXY_HOME/weights/<name>/` (default `~/.cache/fusionproxy`)."""
 
 from __future__ import annotations
 

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..students import FusionStudent, StudentConfig, register_student
-from .network import DTPFArchitecture, DTPFNet
+from ..dtpf.network import DTPFArchitecture, DTPFNet
+from .base import FusionStudent, StudentConfig
+from .registry import register_student
 
 
 @dataclass

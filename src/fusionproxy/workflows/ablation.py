@@ -7,7 +7,7 @@ A block is a list of rows; a row is (the cache it trains on: which teachers, N s
 holds all other components at the default, so (c), (h), (l) and tau = 1.0 are one run, trained once. Stages,
 each resumable by rerunning the same command:
 
-- caches    `DIR/caches/<teachers>-n<N>-<hash>/`: `fusionproxy cache build`, item by item,
+- caches    `DIR/caches/<teachers>-n<N>-<hash>/`: the `fusionproxy cache build` step, item by item,
 - runs      `DIR/runs/<student>-<cache>-<hash>/`: `fusionproxy.distill.distill_from_cache`; a run's directory is keyed
             by its *effective* settings, so rows with the same setup share it; a finished run is skipped,
             an interrupted one resumes from its checkpoint,
@@ -22,21 +22,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config_files import load_config_file
-from .errors import FusionProxyError
-# The pipeline's config sections and data/command helpers, shared rather than copied.
-from .pipeline import CacheSection, DistillSection, config_section, link_pairs, resolved_path, run_in_process
+from ..config_files import NOT_A_KEY, load_config_as
+from ..errors import FusionProxyError
+from .ablation_table import BLOCK_NAMES, CONVENTION, block_markdown, summarize_block
+# The pipeline's config sections, shared rather than copied.
+from .pipeline_config import CacheSection, DistillSection
+from .steps import Step, cache_step
+from .subsets import link_pairs, resolved_path
 
-BLOCK_NAMES = ("table4a", "table4b", "table4c", "table7")
-# CDDFuse's eight published metrics (the `cddfuse` convention of fusionproxy.metrics), the table's columns.
-TABLE_METRICS = ("EN", "SD", "SF", "MI", "SCD", "VIF", "Qabf", "SSIM")
-CONVENTION = "cddfuse"
 BOTH_TEACHERS = ("ddfm", "masked")
 
 
@@ -120,27 +118,19 @@ class AblationConfig:
     evaluate: EvaluateOptions = field(default_factory=EvaluateOptions)
     vgg_backbone: str = "vgg16-hed"  # row (d)'s single backbone; must be in the cache's panel
     threads: int = 0  # torch threads while the block runs (0: leave as is)
-    source: str = ""  # where the config came from (not a YAML key)
+    source: str = field(default="", metadata={NOT_A_KEY: True})  # where the config came from
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any], where: str) -> AblationConfig:
-        sections = {"data": DataOptions, "cache": CacheSection, "distill": DistillSection, "evaluate": EvaluateOptions}
-        unknown = sorted(set(values) - set(sections) - {"teachers", "vgg_backbone", "threads"})
-        if unknown:
-            raise FusionProxyError(f"{where}: unknown option(s) {', '.join(unknown)}")
-        built = {name: config_section(kind, values.get(name), f"{where}: {name}") for name, kind in sections.items()}
-        teachers = values.get("teachers") or {}
-        if not isinstance(teachers, dict) or set(teachers) != set(BOTH_TEACHERS):
-            raise FusionProxyError(f"{where}: teachers: give the directories of {' and '.join(BOTH_TEACHERS)}")
-        return cls(**built, teachers={k: str(v) for k, v in teachers.items()},
-                   vgg_backbone=str(values.get("vgg_backbone", "vgg16-hed")),
-                   threads=int(values.get("threads", 0)), source=where)  # fmt: skip
+    def __post_init__(self) -> None:
+        if not isinstance(self.teachers, dict) or set(self.teachers) != set(BOTH_TEACHERS):
+            raise FusionProxyError(f"teachers: give the directories of {' and '.join(BOTH_TEACHERS)}")
+        self.teachers = {name: str(directory) for name, directory in self.teachers.items()}
 
 
 def load_config(name_or_path: str, overrides: Sequence[str] = ()) -> AblationConfig:
     """A bundled config (`cpu`, `smoke`) or a YAML path, with `section.key=value` overrides."""
-    values, path = load_config_file(name_or_path, "ablation", overrides=overrides)
-    return AblationConfig.from_dict(values, str(path))
+    config, path = load_config_as(AblationConfig, name_or_path, "ablation", overrides=overrides)
+    config.source = str(path)
+    return config
 
 
 # ----- the plan: which cache and which run each row uses -------------------------------------------------
@@ -161,7 +151,7 @@ class PlannedRow:
 
 def plan_block(config: AblationConfig, block: str, out: Path) -> list[PlannedRow]:
     """Each row of `block` with its cache and run directory, keyed by effective settings (shared rows coincide)."""
-    from .distill import load_config as load_distill_config
+    from ..distill import load_config as load_distill_config
 
     out = out.resolve()
     planned = []
@@ -183,7 +173,7 @@ def plan_block(config: AblationConfig, block: str, out: Path) -> list[PlannedRow
 
 def data_dirs(config: AblationConfig, out: Path) -> tuple[Path, Path, str]:
     """(training pairs, test pairs, test set name): the configured folders or their first N pairs, linked."""
-    from .evaluate import parse_dataset
+    from ..evaluate import parse_dataset
 
     data, out = config.data, out.resolve()
     train, test = resolved_path(data.train), resolved_path(data.test)
@@ -198,14 +188,12 @@ def data_dirs(config: AblationConfig, out: Path) -> tuple[Path, Path, str]:
     return train, test, name
 
 
-def cache_command(config: AblationConfig, planned: PlannedRow, train: Path) -> list[str]:
-    """The `fusionproxy cache build` argv of a row's cache."""
+def cache_build(config: AblationConfig, planned: PlannedRow, train: Path) -> Step:
+    """The `fusionproxy cache build` step of a row's cache."""
     cache = config.cache
-    teachers = [a for t in planned.teachers for a in ("--teacher", str(resolved_path(config.teachers[t])))]
-    return ["cache", "build", "--data", str(train), *teachers, "--out", str(planned.cache_dir),
-            "--panel", cache.panel, "--samples-per-teacher", str(planned.samples), "--crop-size", str(cache.crop_size),
-            "--crops-per-image", str(cache.crops_per_image), "--grid", str(cache.grid), "--seed", str(cache.seed),
-            "--device", cache.device, *(["--random-init"] if cache.random_init else [])]  # fmt: skip
+    return cache_step(train, [resolved_path(config.teachers[t]) for t in planned.teachers], planned.cache_dir,
+                      cache.panel, planned.samples, cache.crop_size, cache.crops_per_image, cache.grid, cache.seed,
+                      cache.device, cache.random_init)  # fmt: skip
 
 
 def run_finished(run_dir: Path) -> bool:
@@ -225,8 +213,8 @@ def run_block(
     Returns the JSON summary (also written to DIR/<block>.json)."""
     import torch
 
-    from .distill import distill_from_cache, load_config as load_distill_config
-    from .evaluate import Dataset, evaluate, parse_method
+    from ..distill import distill_from_cache, load_config as load_distill_config
+    from ..evaluate import Dataset, evaluate, parse_method
 
     out = Path(out).resolve()
     threads = torch.get_num_threads()
@@ -237,7 +225,7 @@ def run_block(
         train, test, test_name = data_dirs(config, out)
         for cache_dir, rows in _group(planned, "cache_dir").items():  # each cache once, in row order
             log(f"[cache] {cache_dir.name} (rows {', '.join(p.row.id for p in rows)})")
-            run_in_process(cache_command(config, rows[0], train))  # resumes item by item; finished: a no-op
+            cache_build(config, rows[0], train).call()  # resumes item by item; finished: a no-op
         for run_dir, rows in _group(planned, "run_dir").items():
             ids, first = ", ".join(p.row.id for p in rows), rows[0]
             if run_finished(run_dir):
@@ -274,79 +262,3 @@ def _group(planned: list[PlannedRow], attribute: str) -> dict[Path, list[Planned
     for p in planned:
         groups.setdefault(getattr(p, attribute), []).append(p)
     return groups
-
-
-def summarize_block(
-    config: AblationConfig,
-    block: str,
-    planned: list[PlannedRow],
-    every_row: list[PlannedRow],
-    rows: list[dict[str, str]],
-    test_name: str,
-) -> dict[str, Any]:
-    """Per row: its settings, run (and the rows of any block sharing it), parameter count, training time and
-    the evaluation's means."""
-    from .api import FusionProxy
-    from .evaluate.report import metric_column, summarize
-
-    groups = summarize(rows, [metric_column(CONVENTION, name) for name in TABLE_METRICS])
-    entries = []
-    for p in planned:
-        model = FusionProxy.from_pretrained(p.run_dir)
-        group = groups[(p.row.id, test_name, "aligned")]
-        shared = [q.row.id for q in every_row if q.run_dir == p.run_dir and q.row.id != p.row.id]
-        entries.append({
-            "id": p.row.id, "variant": p.row.variant, "student": p.student, "teachers": list(p.teachers),
-            "samples_per_teacher": p.samples, "row_overrides": [o for o in p.overrides if o not in config.distill.set],
-            "cache": str(p.cache_dir), "run": str(p.run_dir), "same_run_as": shared,
-            "params": sum(t.numel() for t in model.parameters()),
-            "train_seconds_last_invocation": model.metadata.get("training", {}).get("seconds_this_invocation"),
-            "images": group.count,
-            "metrics": {name: group.means.get(metric_column(CONVENTION, name), math.nan) for name in TABLE_METRICS},
-            "ms_per_frame": group.median_seconds * 1000.0,
-        })  # fmt: skip
-    return {
-        "block": block, "config": config.source, "test_set": test_name, "convention": CONVENTION,
-        "stretch": config.evaluate.stretch,
-        "scale": {"train": config.data.train, "train_limit": config.data.train_limit, "test": config.data.test,
-                  "test_limit": config.data.test_limit, "teachers": config.teachers, "cache": asdict(config.cache),
-                  "distill_config": config.distill.config, "distill_set": list(config.distill.set),
-                  "threads": config.threads},
-        "rows": entries,
-    }  # fmt: skip
-
-
-TITLES = {
-    "table4a": "Table 4, block A: teacher ensemble",
-    "table4b": "Table 4, block B: dual-signal supervision",
-    "table4c": "Table 4, block C: student backbone",
-    "table7": "Table 7: routing temperature tau",
-}
-
-
-def block_markdown(summary: dict[str, Any]) -> str:
-    """The block's Markdown table (paper row ids; rows sharing a run say so)."""
-    scale = summary["scale"]
-    stretch = ", min-max stretched (CDDFuse)" if summary["stretch"] else ""
-    lines = [
-        f"# {TITLES[summary['block']]}", "",
-        f"Config `{summary['config']}`: train {scale['train']} (first {scale['train_limit'] or 'all'} pairs), "
-        f"crop {scale['cache']['crop_size']}, grid {scale['cache']['grid']}, panel `{scale['cache']['panel']}`; "
-        f"distill `{scale['distill_config']}` with {' '.join(scale['distill_set']) or 'no overrides'}. "
-        f"Means over the first {scale['test_limit'] or 'all'} pairs of {summary['test_set']}, "
-        f"{summary['convention']} convention{stretch}. ms / frame: median fusion time per test image "
-        f"(native size, {scale['threads'] or 'default'} thread(s)).", "",
-        "| row | variant | teachers x N | params | " + " | ".join(TABLE_METRICS)
-        + " | ms / frame | train s (last invocation) |",
-        "|---|---|---|---:|" + "---:|" * len(TABLE_METRICS) + "---:|---:|",
-    ]  # fmt: skip
-    for entry in summary["rows"]:
-        shared = entry["same_run_as"]
-        variant = entry["variant"] + (f" (same run as {', '.join(shared)})" if shared else "")
-        cells = [f"{entry['metrics'][name]:.4g}" for name in TABLE_METRICS]
-        seconds = entry["train_seconds_last_invocation"]
-        teachers = f"{'+'.join(entry['teachers'])} x {entry['samples_per_teacher']}"
-        lines.append(f"| ({entry['id']}) | {variant} | {teachers} | {entry['params'] / 1e6:.3g} M | "
-                     + " | ".join(cells)
-                     + f" | {entry['ms_per_frame']:.1f} | {seconds if seconds is not None else '–'} |")  # fmt: skip
-    return "\n".join(lines) + "\n"
