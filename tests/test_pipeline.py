@@ -1,7 +1,8 @@
 """`fusionproxy pipeline`: the plan of each bundled config (checked against the real CLI's options), stage
 order, the state file, skipping finished stages, resuming after a failure, --from/--until, config changes and
 the evaluation variants sharing fused outputs. Stages run through a recording runner here; the real smoke chain
-(`fusionproxy pipeline --config smoke`) takes minutes on the shared CPU and is run by hand (README.md)."""
+(`fusionproxy pipeline --config smoke`) takes minutes on the shared CPU and is run by hand
+(docs/results/pipeline.md)."""
 
 from __future__ import annotations
 

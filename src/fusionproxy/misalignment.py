@@ -48,7 +48,8 @@ def misalign(ir: torch.Tensor, spec: MisalignmentRange, generator: torch.Generat
 
 @dataclass(frozen=True)
 class MisalignmentSchedule:
-    """Training-time injection (Eq. 14) with two controls beyond the paper, both measured in the README.
+    """Training-time injection (Eq. 14) with two controls beyond the paper, both measured in
+    docs/results/default-model.md.
 
     A hot target displaced by up to 10 px on a small crop teaches an L1-trained student to smear or drop it, so
     `probability` perturbs only that share of the items (the rest stay aligned) and `ramp_epochs` grows the range

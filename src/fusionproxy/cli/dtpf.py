@@ -1,4 +1,4 @@
-"""`fusionproxy dtpf ...`: DTPF's text-guided teacher, its distillation, and the event labels (README.md)."""
+"""`fusionproxy dtpf ...`: DTPF's text-guided teacher, its distillation, and the event labels (docs/guides/dtpf.md)."""
 
 from __future__ import annotations
 

