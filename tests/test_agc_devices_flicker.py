@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_fuse_cli import RANDOM_INIT, _write_video, run_cli
+from cli_runner import run_cli
+from test_fuse_cli import RANDOM_INIT, _write_video
 
 from fusionproxy import FusionProxy
 from fusionproxy.agc import FixedRange, TemporalAgc

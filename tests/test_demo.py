@@ -3,25 +3,17 @@ has one panel per pair and column (IR | VIS | fused [| uncertainty]), and a miss
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from cli_runner import run_cli
 from fusionproxy import FusionProxy
-from fusionproxy.cli import main
 from fusionproxy.demo import FIGURE_NAME, SAMPLES_DIR, run_demo, sample_pairs
 
 STEMS = ["roadscene_FLIR_04484", "roadscene_FLIR_06570", "tno_10", "tno_19"]
-
-
-def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["fusionproxy", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    return int(exit_info.value.code or 0), capsys.readouterr().err
 
 
 def test_bundled_samples_are_small_real_pairs() -> None:

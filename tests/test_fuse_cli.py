@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import sys
 from pathlib import Path
 
 import cv2
@@ -13,19 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cli_runner import run_cli
 from fusionproxy import FusionProxy
-from fusionproxy.cli import main
 from fusionproxy.io import read_raw
 
 RANDOM_INIT = ["--random-init", "ultralight"]  # smoke tests: the CLI labels the output as untrained
-
-
-def run_cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> tuple[int, str]:
-    """Run `fusionproxy ARGS` in-process through the console-script entry point: (exit code, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["fusionproxy", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    return int(exit_info.value.code or 0), capsys.readouterr().err
 
 
 def _digest(folder: Path) -> dict[str, str]:

@@ -8,6 +8,7 @@ only `if TYPE_CHECKING:` blocks are left out, since they never run.
 from __future__ import annotations
 
 import ast
+from functools import cache
 from pathlib import Path
 
 import fusionproxy
@@ -50,6 +51,7 @@ def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
     return found
 
 
+@cache  # parsed once for all the tests below (read-only)
 def import_graph() -> dict[str, set[str]]:
     """Module -> the package modules it imports (`from a import b` names module a.b when b is one)."""
     modules = _modules()

@@ -7,7 +7,8 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
-from test_fuse_cli import RANDOM_INIT, run_cli
+from cli_runner import run_cli
+from test_fuse_cli import RANDOM_INIT
 
 from fusionproxy import registration
 from fusionproxy.io import read_ir, read_raw, read_vis
