@@ -104,6 +104,17 @@ def test_cli_compare_writes_json(tmp_path: Path, tiny_pair: tuple[Path, Path]) -
     assert all(r["error"] is None and r["median_ms"] > 0 for r in rows)
 
 
+def test_the_latency_table_takes_the_device_flag() -> None:
+    args = ["bench", "ultralight", "--sizes", "16x16", "--runs", "1", "--warmup", "0", "--threads", "1",
+            "--backends", "eager"]
+    result = CliRunner().invoke(app, [*args, "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "ultralight" in result.output and "eager" in result.output
+    if not torch.cuda.is_available():  # an absent device is an error, never a silent CPU run
+        result = CliRunner().invoke(app, [*args, "--device", "cuda"])
+        assert result.exit_code != 0 and "CUDA is not available here" in str(result.exception or result.output)
+
+
 @pytest.mark.slow
 def test_cli_teacher_sample_time_and_speedup(tmp_path: Path) -> None:
     from fusionproxy.teachers import create_teacher

@@ -102,7 +102,9 @@ def count_gflops(model: nn.Module, height: int, width: int) -> float:
     """GFLOPs of one B=1 forward at height x width (convolutions and matrix products; 1 MAC = 2 FLOPs)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    ir, vis = torch.zeros(1, 1, height, width), torch.zeros(1, 3, height, width)
+    parameter = next(model.parameters())
+    ir = torch.zeros(1, 1, height, width, device=parameter.device, dtype=parameter.dtype)
+    vis = torch.zeros(1, 3, height, width, device=parameter.device, dtype=parameter.dtype)
     counter = FlopCounterMode(display=False)
     with counter, torch.inference_mode():
         model(ir, vis)
@@ -133,7 +135,7 @@ def bench_inputs(
 
 def psnr(output: torch.Tensor, reference: torch.Tensor) -> float:
     """PSNR in dB of two images in [0, 1] (inf when identical)."""
-    mse = float(torch.mean((output.float() - reference.float()) ** 2))
+    mse = float(torch.mean((output.float().cpu() - reference.float().cpu()) ** 2))
     return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
@@ -169,10 +171,14 @@ def _torch_runner(model: nn.Module, ir: torch.Tensor, vis: torch.Tensor, backend
     if backend == "compile":
         model = torch.compile(model)
     autocast = backend == "bf16"
+    device = ir.device
 
     def run() -> torch.Tensor:
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-            return model(ir, vis)
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            output = model(ir, vis)
+        if device.type == "cuda":  # kernels run asynchronously: time them to completion
+            torch.cuda.synchronize(device)
+        return output
 
     return run
 
@@ -187,8 +193,8 @@ def _quantize(path: Path, backend: str, ir: torch.Tensor, vis: torch.Tensor) -> 
     quantized = path.with_name(f"{path.stem}-{backend}.onnx")
     if backend == "onnxruntime-int8":
         # Half resolution keeps the calibration's stored activations small; the graph has dynamic H and W.
-        small_ir = nn.functional.interpolate(ir, scale_factor=0.5, mode="area").numpy()
-        small_vis = nn.functional.interpolate(vis, scale_factor=0.5, mode="area").numpy()
+        small_ir = nn.functional.interpolate(ir.float().cpu(), scale_factor=0.5, mode="area").numpy()
+        small_vis = nn.functional.interpolate(vis.float().cpu(), scale_factor=0.5, mode="area").numpy()
         quantize_int8(path, quantized, [{"ir": small_ir, "vis": small_vis},
                                         {"ir": small_ir[..., ::-1].copy(), "vis": small_vis[..., ::-1].copy()}])
         return quantized
@@ -212,8 +218,8 @@ def _onnx_runner(
         export_onnx(model, path, uncertainty=False)  # the RGB path every backend here times
     if backend != "onnxruntime":
         path = _quantize(path, backend, ir, vis)
-    session = onnx_session(path, threads)
-    feed = {"ir": ir.numpy(), "vis": vis.numpy()}
+    session = onnx_session(path, threads, ir.device.type)
+    feed = {"ir": ir.float().cpu().numpy(), "vis": vis.float().cpu().numpy()}
 
     def run() -> torch.Tensor:
         return torch.from_numpy(session.run(["rgb"], feed)[0])
@@ -263,7 +269,10 @@ def benchmark(
     pair: tuple[Path, Path] | None = None,
     on_step: Callable[[str], None] | None = None,
 ) -> list[BenchResult]:
-    """Measure `model` at every size with every backend; a failing backend yields a result with `error`."""
+    """Measure `model` at every size with every backend; a failing backend yields a result with `error`.
+
+    The PyTorch backends run where the model is (device and dtype); onnxruntime ones on the matching
+    execution provider, CPU or CUDA (an error row where that provider is missing)."""
     threads = threads or torch.get_num_threads()
     torch.set_num_threads(threads)
     model = model.eval()
@@ -271,7 +280,8 @@ def benchmark(
     results = []
     with tempfile.TemporaryDirectory(prefix="fusionproxy-bench-") as tmp:
         for height, width in sizes:
-            ir, vis = bench_inputs(height, width, pair)
+            parameter = next(model.parameters())
+            ir, vis = (t.to(parameter.device, parameter.dtype) for t in bench_inputs(height, width, pair))
             with torch.inference_mode():
                 reference = model(ir, vis)
             common = dict(model=label, height=height, width=width, threads=threads, parameters=parameters,

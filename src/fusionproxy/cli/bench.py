@@ -109,9 +109,6 @@ def register(app: typer.Typer) -> None:
             return _video(models, video, threads)
         if flicker is not None:
             return _flicker(models, flicker, flicker_pairs, flicker_frames, seed)
-        if device != "cpu" or half:
-            raise FusionProxyError("bench: --device/--half apply to --video and --flicker; the latency table "
-                                   "times CPU backends")
         models = [(label, fusion.student) for label, fusion in models]
         size_list, backend_list = bench_lib.parse_sizes(sizes), bench_lib.parse_backends(backends)
 
