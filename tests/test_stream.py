@@ -146,3 +146,30 @@ def test_bad_stream_set_ups_are_one_line_errors(tmp_path, monkeypatch, capsys):
         code, err = run_cli(["fuse", *RANDOM_INIT, *args], monkeypatch, capsys)
         errors = [line for line in err.splitlines() if line.startswith("error:")]
         assert code == 1 and len(errors) == 1 and message in errors[0], err
+
+
+def test_resume_redoes_an_interrupted_video_and_skips_a_finished_one(tmp_path, fusion, monkeypatch):
+    from fusionproxy.fuse import FuseOptions, run_fuse
+    from fusionproxy.sinks import VideoSink
+
+    _write_video(tmp_path / "ir.avi", [(f * 255).astype(np.uint8) for f in _frames(6, 10)], fps=10.0)
+    _write_video(tmp_path / "vis.avi", [(f * 255).astype(np.uint8) for f in _frames(6, 11, 3)], fps=10.0)
+    out, marker = tmp_path / "fused.avi", tmp_path / ".fused.avi.unfinished"
+    write = VideoSink.write
+
+    def interrupt_at_third(self, rgb):
+        self.written = getattr(self, "written", 0) + 1
+        if self.written == 3:
+            raise KeyboardInterrupt  # as Ctrl-C would
+        write(self, rgb)
+
+    monkeypatch.setattr(VideoSink, "write", interrupt_at_third)
+    summary = run_fuse(fusion, tmp_path / "ir.avi", tmp_path / "vis.avi", out, FuseOptions(resume=True))
+    assert "interrupted" in " ".join(summary.notes)
+    assert _count_frames(out) == 2 and marker.exists()  # playable, and known to be incomplete
+
+    monkeypatch.setattr(VideoSink, "write", write)
+    summary = run_fuse(fusion, tmp_path / "ir.avi", tmp_path / "vis.avi", out, FuseOptions(resume=True))
+    assert summary.ok == 6 and summary.skipped == 0 and _count_frames(out) == 6 and not marker.exists()
+    summary = run_fuse(fusion, tmp_path / "ir.avi", tmp_path / "vis.avi", out, FuseOptions(resume=True))
+    assert summary.skipped == 1 and summary.ok == 0 and _count_frames(out) == 6

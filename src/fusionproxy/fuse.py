@@ -248,9 +248,13 @@ def fuse_stream(
             raise FusionProxyError(f"{target}: the output must differ from the input folders")
     summary = FuseSummary()
     reporter = _Reporter(summary, console)
-    if options.resume and target is not None and not options.frames and target.is_file():
-        summary.skipped += 1
-        return summary
+    # An interrupted video stays playable under its name; this marker says it is not the whole stream.
+    unfinished = None if target is None or options.frames else target.with_name(f".{target.name}.unfinished")
+    if options.resume and unfinished is not None and target.is_file():
+        if not unfinished.exists():
+            summary.skipped += 1
+            return summary
+        reporter.message(f"{target}: the last run stopped early; fusing the whole stream again", False)
     stream = fusion.stream(
         ir, vis, max_skew=options.max_skew, batch_size=options.batch_size, sequence=options.sequence,
         fps=options.fps, reconnect=options.reconnect, resize_ir=options.resize_ir,
@@ -259,7 +263,7 @@ def fuse_stream(
         on_message=reporter.message,
     )
     total = len(stream.vis.files) if options.sequence else getattr(stream.vis, "frame_count", 0)
-    sinks = []
+    sinks, finished = [], False
     try:
         sinks = _sinks(target, stream.vis.fps or options.fps or DEFAULT_FPS, options)
         with reporter.progress() as progress:
@@ -268,12 +272,18 @@ def fuse_stream(
                 for sink in sinks:
                     sink.write(rgb)
                 progress.advance(task)
+        finished = not stream.report.interrupted
     except KeyboardInterrupt:
         stream.report.interrupted = True
     finally:
         stream.close()
         for sink in sinks:
             sink.close()
+        if unfinished is not None and target.is_file():
+            if finished:
+                unfinished.unlink(missing_ok=True)
+            else:
+                unfinished.touch()
     summary.ok, summary.failed, summary.errors = stream.report.fused, stream.report.failed, stream.report.messages
     summary.notes = stream.report.notes
     return summary
