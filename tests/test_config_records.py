@@ -6,7 +6,8 @@ RECORDED is the record of a CPU distillation started with
         --set train.max_steps=1000 --set misalignment.probability=0.5 --set misalignment.ramp_epochs=5
         --set degradation.probability=0.5 --set loss.lambda_fidelity=0.1 --set loss.lambda_thermal=1.0
         --set loss.lambda_fidelity=0.5 ...
-before the shared config loader replaced the hand-written ones.
+before the shared config loader replaced the hand-written ones, and before `loss.thermal_mode` existed: the
+Trainer fills a setting an older record lacks from `DistillConfig.record_defaults()`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import json
 
 from fusionproxy.distill import load_config
+from fusionproxy.distill.config import DistillConfig
+from fusionproxy.training import with_defaults
 
 OVERRIDES = ["student.uncertainty_head=true", "student.uncertainty_hidden=16", "train.max_steps=1000",
              "misalignment.probability=0.5", "misalignment.ramp_epochs=5", "degradation.probability=0.5",
@@ -60,4 +63,10 @@ RECORDED = {'train': {'max_steps': 1000,
 
 def test_the_same_command_builds_the_recorded_distill_settings() -> None:
     built = json.loads(json.dumps(load_config("cpu", OVERRIDES).to_dict()))  # as the Trainer compares them
-    assert built == RECORDED
+    assert built != RECORDED and "thermal_mode" not in RECORDED["loss"]
+    assert with_defaults(RECORDED, DistillConfig.record_defaults()) == built
+
+
+def test_a_setting_changed_from_its_default_still_refuses_the_old_record() -> None:
+    built = json.loads(json.dumps(load_config("cpu", [*OVERRIDES, "loss.thermal_mode=at_least"]).to_dict()))
+    assert with_defaults(RECORDED, DistillConfig.record_defaults()) != built

@@ -53,3 +53,25 @@ def test_the_distillation_loss_adds_the_term_only_when_weighted() -> None:
     assert terms["thermal"].item() == pytest.approx(thermal_contrast_loss(rgb, batch["ir"], SIGMA, 0.1).item())
     terms["thermal"].backward()
     assert rgb.grad[..., 32, 32].sum() < 0  # the loss falls as the target pixel brightens
+
+
+def test_at_least_mode_leaves_texture_inside_a_target_free_and_only_charges_missing_contrast() -> None:
+    ir = hot_square()
+    vis = torch.full((1, 3, 64, 64), 0.5)
+    target = vis + (ir - 0.3)
+    textured = target.clone()
+    textured[..., 28:36, 28:36] += 0.15 * torch.tensor([1.0, -1.0]).repeat(4).view(1, 1, 8, 1)  # stripes, mean kept
+    brighter = vis + 1.5 * (ir - 0.3)
+    loss = {name: thermal_contrast_loss(frame, ir, SIGMA, THRESHOLD, mode="at_least").item()
+            for name, frame in (("faded", vis), ("half", vis + 0.5 * (ir - 0.3)), ("textured", textured),
+                                ("brighter", brighter))}
+    # "match" charges the stripes about as much as half the missing contrast; "at_least" a few percent of it
+    # (what is left: the soft mask weights the stripes' rows unequally)
+    assert loss["textured"] < 0.05 * thermal_contrast_loss(textured, ir, SIGMA, THRESHOLD).item()
+    assert loss["brighter"] == 0.0  # standing out more than in the IR frame is allowed
+    assert loss["half"] == pytest.approx(loss["faded"] / 2, rel=1e-3) and loss["faded"] > 0.3
+
+
+def test_an_unknown_thermal_mode_is_refused_by_the_config() -> None:
+    with pytest.raises(Exception, match="thermal_mode"):
+        DistillLossConfig(thermal_mode="brightest")

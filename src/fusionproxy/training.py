@@ -77,6 +77,13 @@ def setting_differences(before: Any, now: Any, path: str = "", limit: int = 5) -
     return [] if before == now else [f"{path}: {json.dumps(before)} -> {json.dumps(now)}"]
 
 
+def with_defaults(record: Any, defaults: Any) -> Any:
+    """`record` with the keys it lacks taken from `defaults` (recursively through nested dicts)."""
+    if not (isinstance(record, dict) and isinstance(defaults, dict)):
+        return record
+    return {**defaults, **{key: with_defaults(value, defaults.get(key)) for key, value in record.items()}}
+
+
 def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
     """The RNG for one dataset item in one epoch: the same item gets the same draws however it is scheduled."""
     digest = hashlib.sha256(f"{seed}:{epoch}:{index}".encode()).digest()
@@ -144,19 +151,22 @@ class Trainer:
         validate: ValidateFn | None = None,
         collate_fn: Callable | None = None,
         run_info: dict[str, Any] | None = None,
+        run_defaults: dict[str, Any] | None = None,
     ) -> None:
         self.out_dir = Path(out_dir)
         self.model, self.dataset, self.loss_fn = model, dataset, loss_fn
         self.config, self.validate, self.collate_fn = config, validate, collate_fn
-        # run_info (e.g. student name, cache id) must also match for a resume to be allowed.
-        self.run_info = run_info or {}
+        # run_info (e.g. student name, cache id) must also match for a resume to be allowed; run_defaults
+        # (same shape) supplies the settings an older run's record lacks, at the values they had before.
+        self.run_info, self.run_defaults = run_info or {}, run_defaults or {}
 
     # -- set-up -----------------------------------------------------------------------------------------
     def _check_or_write_config(self, accelerator: Accelerator) -> None:
         record = {"train": self.config.to_dict(), "run": self.run_info}
         path = self.out_dir / CONFIG_FILE
         if path.exists():
-            previous, current = json.loads(path.read_text()), json.loads(json.dumps(record))
+            previous = with_defaults(json.loads(path.read_text()), {"run": self.run_defaults})
+            current = json.loads(json.dumps(record))
             if previous != current:
                 raise FusionProxyError(
                     f"{path}: this output directory holds a run with different settings "

@@ -46,6 +46,12 @@ class DistillConfig:
             values["max_steps"] = self.epochs * max(num_items // int(values.get("batch_size", 1)), 1)
         return TrainConfig.from_dict(values)
 
+    @classmethod
+    def record_defaults(cls) -> dict[str, Any]:
+        """The record of a run with every option at its default: a setting added after a run started is taken
+        at this value when that run's record lacks it, so the run still resumes."""
+        return cls(train={"max_steps": 1}).to_dict()
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "train": dict(self.train),

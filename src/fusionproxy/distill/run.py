@@ -99,6 +99,7 @@ def distill(
     trainer = Trainer(
         out_dir, StudentWithUncertainty(student), dataset, loss, train_config,
         validate=Validator(validation) if validation else None, run_info=run_info,
+        run_defaults={"distill": DistillConfig.record_defaults()},
     )
     trained = trainer.train().student
 

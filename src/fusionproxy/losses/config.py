@@ -27,6 +27,7 @@ from ..errors import FusionProxyError
 from .fusion_fidelity import FidelityWeights
 from .mfm import CHANNEL_REDUCTIONS
 from .routing import ROUTING_MODES
+from .thermal import THERMAL_MODES
 from .uncertainty import UNCERTAINTY_LOSSES
 
 PIXEL_WEIGHTINGS = ("uncertainty", "uniform")
@@ -53,6 +54,7 @@ class DistillLossConfig:
     lambda_thermal: float = 0.0  # beyond both papers: hot targets' IR contrast (losses/thermal.py), off by default
     thermal_sigma: float = 10.0  # px, the local background's Gaussian
     thermal_threshold: float = 0.1  # IR local contrast at which a pixel counts fully as a hot target
+    thermal_mode: str = "match"  # "match": each hot pixel's IR contrast; "at_least": a floor per target
     lambda_uncertainty: float = 0.1  # beyond the paper: used only when the student has the uncertainty head
     uncertainty_loss: str = "l1_log_var"  # or "gaussian_nll" (see losses/uncertainty.py)
 
@@ -65,6 +67,7 @@ class DistillLossConfig:
             ("routing", self.routing, ROUTING_MODES),
             ("uncertainty_loss", self.uncertainty_loss, UNCERTAINTY_LOSSES),
             ("mfm_channel_reduction", self.mfm_channel_reduction, CHANNEL_REDUCTIONS),
+            ("thermal_mode", self.thermal_mode, THERMAL_MODES),
         ):
             if value not in allowed:
                 raise FusionProxyError(f"loss.{name}: '{value}' is not one of {', '.join(allowed)}")

@@ -71,7 +71,7 @@ class DistillationLoss(nn.Module):
             terms["fidelity"] = source_fidelity_loss(rgb, batch["ir"], batch["vis"], config.fidelity)[0]
         if config.lambda_thermal:
             terms["thermal"] = thermal_contrast_loss(
-                rgb, batch["ir"], config.thermal_sigma, config.thermal_threshold
+                rgb, batch["ir"], config.thermal_sigma, config.thermal_threshold, config.thermal_mode
             ).mean()
         if log_variance is not None and config.lambda_uncertainty:
             terms["uncertainty"] = uncertainty_loss(

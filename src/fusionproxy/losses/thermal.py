@@ -12,6 +12,18 @@ background:
 
 Cold objects and the rest of the frame are left to the other terms, so visible texture is not traded away.
 It reads only the two sources and the student's output: no detector or downstream model enters training.
+
+Two modes (`loss.thermal_mode`):
+
+- `match` (above): every hot pixel's fused contrast equals the IR's, which also copies the IR's structure
+  into the target and overwrites its visible texture (a pedestrian's clothes, a car's windows).
+- `at_least`: a one-sided floor on each target's pooled contrast,
+
+      m_x   = G_{sigma/2} * (w hp(x)) / G_{sigma/2} * w      (w-weighted local mean over the target)
+      L     = sum_p w relu(m_IR - m_Yf) / sum_p w
+
+  so a target must stand out at least as much as in the IR frame on average, and may stand out more, while
+  the texture inside it stays free for the visible frame and the teachers.
 """
 
 from __future__ import annotations
@@ -29,9 +41,29 @@ def local_contrast(gray: torch.Tensor, sigma: float) -> torch.Tensor:
     return gray - kornia.filters.gaussian_blur2d(gray, (kernel, kernel), (sigma, sigma), border_type="reflect")
 
 
-def thermal_contrast_loss(fused: torch.Tensor, ir: torch.Tensor, sigma: float, threshold: float) -> torch.Tensor:
+THERMAL_MODES = ("match", "at_least")
+
+
+def _pooled(values: torch.Tensor, weight: torch.Tensor, sigma: float) -> torch.Tensor:
+    """w-weighted Gaussian mean of `values` around each pixel (0 where no weight is near)."""
+    radius = min(int(3 * sigma), (min(values.shape[-2:]) - 1) // 2)
+    size = (2 * radius + 1, 2 * radius + 1)
+    blur = kornia.filters.gaussian_blur2d
+    numerator = blur(weight * values, size, (sigma, sigma), border_type="reflect")
+    return numerator / blur(weight, size, (sigma, sigma), border_type="reflect").clamp_min(1e-6)
+
+
+def thermal_contrast_loss(
+    fused: torch.Tensor, ir: torch.Tensor, sigma: float, threshold: float, mode: str = "match"
+) -> torch.Tensor:
     """Per-image L above for fused RGB (B x 3 x H x W) and IR (B x 1 x H x W) in [0, 1]; shape B."""
     ir_contrast = local_contrast(ir, sigma)
     weight = (ir_contrast / threshold).clamp(0.0, 1.0)
-    error = (local_contrast(luminance(fused), sigma) - ir_contrast).abs()
+    fused_contrast = local_contrast(luminance(fused), sigma)
+    if mode == "match":
+        error = (fused_contrast - ir_contrast).abs()
+    elif mode == "at_least":
+        error = torch.relu(_pooled(ir_contrast, weight, sigma / 2) - _pooled(fused_contrast, weight, sigma / 2))
+    else:
+        raise ValueError(f"thermal mode {mode!r} is not one of {', '.join(THERMAL_MODES)}")
     return (weight * error).flatten(1).sum(dim=1) / weight.flatten(1).sum(dim=1).clamp_min(1.0)
