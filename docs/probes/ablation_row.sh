@@ -13,5 +13,5 @@ fusionproxy distill --cache "${CACHE:?set CACHE}" --student convnext_unet --conf
   --set student.uncertainty_head=true --set student.uncertainty_hidden=16 "$@" --out "$ROW/model"
 fusionproxy evaluate -d ../shared/datasets/roadscene/test -d ../shared/datasets/tno -m "$NAME=model:$ROW/model" \
   --no-baselines --convention cddfuse --perturb-levels 10/2 --out "$ROW/eval"
-fusionproxy evaluate -d roadscene=../shared/datasets/roadscene/test -m "$NAME=model:$ROW/model" --no-baselines \
+fusionproxy evaluate -d ../shared/datasets/roadscene/test -m "$NAME=model:$ROW/model" --no-baselines \
   --convention '' --grid none --detector ../shared/models/yolox_nano_coco.onnx --out "$ROW/det"
