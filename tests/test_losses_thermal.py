@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from fusionproxy.errors import FusionProxyError
 from fusionproxy.losses import DistillationLoss, DistillLossConfig, local_contrast, thermal_contrast_loss
 
 SIGMA, THRESHOLD = 5.0, 0.1
@@ -73,5 +74,5 @@ def test_at_least_mode_leaves_texture_inside_a_target_free_and_only_charges_miss
 
 
 def test_an_unknown_thermal_mode_is_refused_by_the_config() -> None:
-    with pytest.raises(Exception, match="thermal_mode"):
+    with pytest.raises(FusionProxyError, match="thermal_mode"):
         DistillLossConfig(thermal_mode="brightest")

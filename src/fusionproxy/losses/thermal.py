@@ -34,11 +34,16 @@ import torch
 from .fusion_fidelity import luminance
 
 
-def local_contrast(gray: torch.Tensor, sigma: float) -> torch.Tensor:
-    """x - Gaussian(x) for a B x 1 x H x W image (reflected border, kernel of +-3 sigma clipped to the image)."""
-    radius = min(int(3 * sigma), (min(gray.shape[-2:]) - 1) // 2)
+def _blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur with a reflected border and a kernel of +-3 sigma clipped to the image."""
+    radius = min(int(3 * sigma), (min(image.shape[-2:]) - 1) // 2)
     kernel = 2 * radius + 1
-    return gray - kornia.filters.gaussian_blur2d(gray, (kernel, kernel), (sigma, sigma), border_type="reflect")
+    return kornia.filters.gaussian_blur2d(image, (kernel, kernel), (sigma, sigma), border_type="reflect")
+
+
+def local_contrast(gray: torch.Tensor, sigma: float) -> torch.Tensor:
+    """x - Gaussian(x) for a B x 1 x H x W image."""
+    return gray - _blur(gray, sigma)
 
 
 THERMAL_MODES = ("match", "at_least")
@@ -46,11 +51,7 @@ THERMAL_MODES = ("match", "at_least")
 
 def _pooled(values: torch.Tensor, weight: torch.Tensor, sigma: float) -> torch.Tensor:
     """w-weighted Gaussian mean of `values` around each pixel (0 where no weight is near)."""
-    radius = min(int(3 * sigma), (min(values.shape[-2:]) - 1) // 2)
-    size = (2 * radius + 1, 2 * radius + 1)
-    blur = kornia.filters.gaussian_blur2d
-    numerator = blur(weight * values, size, (sigma, sigma), border_type="reflect")
-    return numerator / blur(weight, size, (sigma, sigma), border_type="reflect").clamp_min(1e-6)
+    return _blur(weight * values, sigma) / _blur(weight, sigma).clamp_min(1e-6)
 
 
 def thermal_contrast_loss(
