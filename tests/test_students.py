@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fusionproxy.students import create_student, list_students
-from fusionproxy.students.blocks import GRN, ConvNeXtV2Block, FusionHead, LayerNorm2d
+from fusionproxy.students.blocks import GRN, ConvNeXtV2Block, FusionHead, LayerNorm2d, SubPixelConv, subpixel_conv
 from fusionproxy.students.dual_unet import blend_sources
 
 OURS = ("convnext_unet", "mobile_unet", "ultralight")  # dtpf_student is tested with the DTPF code
@@ -136,10 +136,34 @@ def test_fusion_head_is_eq13_on_a_hand_made_case() -> None:
 def test_blend_sources_is_a_per_pixel_affine_mix_of_the_sources() -> None:
     generator = torch.Generator().manual_seed(0)
     ir, vis = torch.rand(1, 1, 8, 12, generator=generator), torch.rand(1, 3, 8, 12, generator=generator)
-    coefficients = torch.randn(1, 9 * 4, 4, 6, generator=generator)
-    a, b, c = torch.nn.functional.pixel_shuffle(coefficients, 2).split(3, dim=1)
-    assert torch.allclose(blend_sources(ir, vis, coefficients, 2), (1 + a) * vis + b * ir + c, atol=1e-6)
-    assert torch.equal(blend_sources(ir, vis, torch.zeros_like(coefficients), 2), vis)
+    coefficients = torch.randn(1, 9, 8, 12, generator=generator)
+    a, b, c = coefficients.split(3, dim=1)
+    assert torch.allclose(blend_sources(ir, vis, coefficients), (1 + a) * vis + b * ir + c, atol=1e-6)
+    assert torch.equal(blend_sources(ir, vis, torch.zeros_like(coefficients)), vis)
+
+
+@pytest.mark.parametrize("factor,bias", [(2, True), (4, True), (4, False)])
+def test_subpixel_conv_equals_a_conv_then_a_pixel_shuffle(factor: int, bias: bool) -> None:
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(5, 3 * factor * factor, 1, bias=bias)
+    x = torch.randn(2, 5, 6, 7)
+    expected = torch.nn.functional.pixel_shuffle(conv(x), factor)
+    assert torch.allclose(subpixel_conv(x, conv, factor), expected, atol=1e-6)
+    layer = SubPixelConv(5, 3, factor)
+    assert sorted(layer.state_dict()) == ["0.bias", "0.weight"]  # the keys of the models saved before it
+    assert torch.allclose(layer(x), torch.nn.Sequential.forward(layer, x), atol=1e-6)
+
+
+def test_convnext_block_folds_grn_into_the_projection_exactly() -> None:
+    torch.manual_seed(0)
+    block = ConvNeXtV2Block(8, mlp_ratio=3)
+    with torch.no_grad():
+        block.grn.gamma.normal_()
+        block.grn.beta.normal_()
+    x = torch.randn(2, 8, 9, 11)
+    y = block.depthwise(x).permute(0, 2, 3, 1)
+    unfolded = block.project(block.grn(block.act(block.expand(block.norm(y)))))
+    assert torch.allclose(block(x), x + unfolded.permute(0, 3, 1, 2), atol=1e-5)
 
 
 @pytest.mark.parametrize("name", OURS)

@@ -29,15 +29,19 @@ class GRN(nn.Module):
         self.beta = nn.Parameter(torch.zeros(channels))
         self.eps = eps
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def factor(self, x: torch.Tensor) -> torch.Tensor:
+        """The per-sample, per-channel factor gamma * N(x) + 1 (B x 1 x C) that GRN multiplies x by."""
         # Sum of squares over positions as a product with a ones vector: onnxruntime reduces over the strided
         # spatial axes of a channels-last tensor ~15x slower than it runs this matrix product.
         squares = x.square().flatten(1, 2)
         ones = torch.ones(squares.shape[0], 1, squares.shape[1], dtype=x.dtype, device=x.device)
-        spatial_norm = torch.matmul(ones, squares).sqrt().unsqueeze(1)  # B x 1 x 1 x C
+        spatial_norm = torch.matmul(ones, squares).sqrt()  # B x 1 x C
         relative = spatial_norm / (spatial_norm.mean(dim=-1, keepdim=True) + self.eps)
+        return self.gamma * relative + 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         # gamma * (x * N) + beta + x, with the per-channel factor formed first: two passes over x, not four.
-        return x * (self.gamma * relative + 1) + self.beta
+        return x * self.factor(x).unsqueeze(1) + self.beta
 
 
 class ConvNeXtV2Block(nn.Module):
@@ -55,9 +59,20 @@ class ConvNeXtV2Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # The MLP runs channels-last so LayerNorm, Linear and GRN act on the last dimension.
-        y = self.depthwise(x).permute(0, 2, 3, 1)
-        y = self.project(self.grn(self.act(self.expand(self.norm(y)))))
-        return x + y.permute(0, 3, 1, 2)
+        y = self.act(self.expand(self.norm(self.depthwise(x).permute(0, 2, 3, 1))))
+        return x + self._project_grn(y).permute(0, 3, 1, 2)
+
+    def _project_grn(self, y: torch.Tensor) -> torch.Tensor:
+        """project(grn(y)), with GRN folded into the projection: (y * f + beta) W^T + b = y (f * W^T) + (beta W^T + b).
+
+        Scaling the small hidden x C weight per sample instead of the B x H x W x hidden activation saves two
+        passes over the block's largest tensor (onnxruntime, one thread, 480x640: about 7% of the default model).
+        """
+        weight = self.project.weight.t()  # hidden x C
+        scaled = self.grn.factor(y).transpose(1, 2) * weight  # B x hidden x C
+        batch, height, width, hidden = y.shape
+        out = torch.matmul(y.reshape(batch, height * width, hidden), scaled)
+        return out.reshape(batch, height, width, -1) + (self.grn.beta @ weight + self.project.bias)
 
 
 def conv_bn_act(
@@ -94,6 +109,33 @@ class InvertedResidual(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.body(x)
         return x + y if self.residual else y
+
+
+def subpixel_conv(x: torch.Tensor, conv: nn.Conv2d, factor: int) -> torch.Tensor:
+    """pixel_shuffle(conv(x), factor) for a 1 x 1 `conv`, computed as one transposed conv (kernel = stride = factor).
+
+    Output channel c at sub-position (i, j) of a shuffle reads conv channel c * factor^2 + i * factor + j, so
+    the conv's weight, rearranged, is the transposed conv's; its bias (which differs per sub-position) becomes
+    the weight of a constant-one input channel. The same numbers without materialising and shuffling the
+    conv's factor^2-times-wider output: onnxruntime, one thread, the default model's 9 x 16-channel output head
+    at 480x640: 9.1 -> 4.2 ms.
+    """
+    out_channels = conv.out_channels // (factor * factor)
+    weight = conv.weight.reshape(out_channels, factor, factor, conv.in_channels).permute(3, 0, 1, 2)
+    if conv.bias is not None:
+        weight = torch.cat([weight, conv.bias.reshape(1, out_channels, factor, factor)])
+        x = torch.cat([x, torch.ones_like(x[:, :1])], dim=1)
+    return F.conv_transpose2d(x, weight, stride=factor)
+
+
+class SubPixelConv(nn.Sequential):
+    """1 x 1 conv + pixel shuffle (upsampling as expressive as a transposed conv), run by `subpixel_conv`."""
+
+    def __init__(self, in_channels: int, out_channels: int, factor: int) -> None:
+        super().__init__(nn.Conv2d(in_channels, out_channels * factor * factor, 1), nn.PixelShuffle(factor))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return subpixel_conv(x, self[0], self[1].upscale_factor)
 
 
 class ChannelAttention(nn.Sequential):
@@ -140,7 +182,7 @@ class InputAwareUncertaintyHead(nn.Module):
 
     def __init__(self, width: int, hidden: int, factor: int) -> None:
         super().__init__()
-        self.upsample = nn.Sequential(nn.Conv2d(width, hidden * factor * factor, 1), nn.PixelShuffle(factor))
+        self.upsample = SubPixelConv(width, hidden, factor)
         self.mix = nn.Sequential(nn.Conv2d(hidden + 5, hidden, 3, padding=1), nn.GELU(), nn.Conv2d(hidden, 1, 1))
         self.register_buffer("luma", torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1), persistent=False)
 

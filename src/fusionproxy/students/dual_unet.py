@@ -29,12 +29,12 @@ import torch
 from torch import nn
 
 from .base import FusionStudent, StudentConfig
-from .blocks import FusionHead, InputAwareUncertaintyHead
+from .blocks import FusionHead, InputAwareUncertaintyHead, SubPixelConv, subpixel_conv
 
 
-def blend_sources(ir: torch.Tensor, vis: torch.Tensor, coefficients: torch.Tensor, factor: int) -> torch.Tensor:
-    """rgb = (1 + a) * vis + b * ir + c per pixel and channel, (a, b, c) = pixel_shuffle(coefficients, factor)."""
-    a, b, c = nn.functional.pixel_shuffle(coefficients, factor).chunk(3, dim=1)
+def blend_sources(ir: torch.Tensor, vis: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
+    """rgb = (1 + a) * vis + b * ir + c per pixel and channel, (a, b, c) = the 9 full-resolution coefficient maps."""
+    a, b, c = coefficients.chunk(3, dim=1)
     return (1 + a) * vis + b * ir + c
 
 
@@ -97,11 +97,8 @@ class DualEncoderUNet(FusionStudent):
         self.ir_encoder = self._encoder(1)
         self.vis_encoder = self._encoder(3)
         self.fusion_heads = nn.ModuleList(FusionHead(w, config.attention_reduction) for w in widths)
-        # Upsampling by a 1x1 conv and pixel shuffle: as expressive as a 2x2 transposed conv, faster on CPU.
-        self.upsamples = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(widths[i + 1], 4 * widths[i], 1), nn.PixelShuffle(2))
-            for i in range(len(widths) - 1)
-        )
+        # Upsampling by a 1x1 conv and pixel shuffle: as expressive as a 2x2 transposed conv.
+        self.upsamples = nn.ModuleList(SubPixelConv(widths[i + 1], widths[i], 2) for i in range(len(widths) - 1))
         self.merges = nn.ModuleList(nn.Conv2d(2 * w, w, 1) for w in widths[:-1])
         self.decoder_stages = nn.ModuleList(
             self.stage(w, depth) for w, depth in zip(widths[:-1], config.decoder_depths)
@@ -159,7 +156,7 @@ class DualEncoderUNet(FusionStudent):
         for i in reversed(range(len(fused) - 1)):
             x = self.upsamples[i](x)
             x = self.decoder_stages[i](self.merges[i](torch.cat([x, fused[i]], dim=1)))
-        rgb = blend_sources(ir, vis, self.rgb_head(x), self.config.stem_stride)
+        rgb = blend_sources(ir, vis, subpixel_conv(x, self.rgb_head, self.config.stem_stride))
         if not self.training:
             rgb = rgb.clamp(0, 1)
         # The head reads the decoder's features without moving them: its target (the teachers' disagreement)
