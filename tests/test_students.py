@@ -196,3 +196,11 @@ def test_layernorm2d_normalises_over_channels() -> None:
     y = LayerNorm2d(6)(x)
     assert torch.allclose(y.mean(dim=1), torch.zeros(2, 4, 5), atol=1e-5)
     assert torch.allclose(y.var(dim=1, unbiased=False), torch.ones(2, 4, 5), atol=1e-3)
+
+
+def test_convnext_unet_activation_is_a_config_choice() -> None:
+    model = create_student("convnext_unet", activation="silu", depths=(0, 1, 2, 3))
+    assert {type(m.act) for m in model.modules() if isinstance(m, ConvNeXtV2Block)} == {torch.nn.SiLU}
+    assert model(*_pair(1, 64, 96)).shape == (1, 3, 64, 96)
+    with pytest.raises(ValueError, match="activation 'swish'"):
+        create_student("convnext_unet", activation="swish")

@@ -44,16 +44,21 @@ class GRN(nn.Module):
         return x * self.factor(x).unsqueeze(1) + self.beta
 
 
+# ConvNeXt's GELU, or a cheaper one: onnxruntime, one thread, a 16 -> 48 Linear + activation on 120 x 160
+# positions takes 1.21 ms with GELU (erf), 0.84 with SiLU, 0.73 with ReLU.
+ACTIVATIONS: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "silu": nn.SiLU, "relu": nn.ReLU}
+
+
 class ConvNeXtV2Block(nn.Module):
     """7x7 depthwise conv, LayerNorm, pointwise MLP (expand, GELU, GRN, project), residual (paper Sec. 3.4)."""
 
-    def __init__(self, channels: int, mlp_ratio: int = 4, kernel_size: int = 7) -> None:
+    def __init__(self, channels: int, mlp_ratio: int = 4, kernel_size: int = 7, activation: str = "gelu") -> None:
         super().__init__()
         hidden = channels * mlp_ratio
         self.depthwise = nn.Conv2d(channels, channels, kernel_size, padding=kernel_size // 2, groups=channels)
         self.norm = nn.LayerNorm(channels, eps=1e-6)
         self.expand = nn.Linear(channels, hidden)
-        self.act = nn.GELU()
+        self.act = ACTIVATIONS[activation]()
         self.grn = GRN(hidden)
         self.project = nn.Linear(hidden, channels)
 
@@ -70,9 +75,9 @@ class ConvNeXtV2Block(nn.Module):
         """
         weight = self.project.weight.t()  # hidden x C
         scaled = self.grn.factor(y).transpose(1, 2) * weight  # B x hidden x C
-        batch, height, width, hidden = y.shape
-        out = torch.matmul(y.reshape(batch, height * width, hidden), scaled)
-        return out.reshape(batch, height, width, -1) + (self.grn.beta @ weight + self.project.bias)
+        # A broadcast 4-D product rather than a reshape to B x HW x hidden: onnxruntime runs it as fast or faster
+        # and the graph needs no shape arithmetic.
+        return torch.matmul(y, scaled.unsqueeze(1)) + (self.grn.beta @ weight + self.project.bias)
 
 
 def conv_bn_act(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from .registry import register_student
-from .blocks import ConvNeXtV2Block, LayerNorm2d
+from .blocks import ACTIVATIONS, ConvNeXtV2Block, LayerNorm2d
 from .dual_unet import DualEncoderUNet, DualUNetConfig
 
 
@@ -19,6 +19,12 @@ class ConvNeXtUNetConfig(DualUNetConfig):
 
     mlp_ratio: int = 3
     kernel_size: int = 7
+    activation: str = "gelu"  # of the MLPs: gelu, silu or relu (blocks.ACTIVATIONS)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation '{self.activation}': choose one of {', '.join(ACTIVATIONS)}")
 
 
 @register_student
@@ -38,5 +44,6 @@ class ConvNeXtUNet(DualEncoderUNet):
 
     def stage(self, width: int, depth: int) -> nn.Module:
         return nn.Sequential(
-            *(ConvNeXtV2Block(width, self.config.mlp_ratio, self.config.kernel_size) for _ in range(depth))
+            *(ConvNeXtV2Block(width, self.config.mlp_ratio, self.config.kernel_size, self.config.activation)
+              for _ in range(depth))
         )
