@@ -232,3 +232,23 @@ def test_uncertainty_spearman_ranks_the_predicted_against_the_actual_spread() ->
     assert uncertainty_spearman(-variance[:1], variance) == pytest.approx(-1.0, abs=1e-6)
     noise = torch.rand(1, 16, 16, generator=torch.Generator().manual_seed(1))
     assert abs(uncertainty_spearman(noise, variance)) < 0.3
+
+
+def test_init_from_copies_the_shared_tensors_of_a_trained_model(tmp_path: Path) -> None:
+    from fusionproxy.api import FusionProxy
+    from fusionproxy.distill.run import initialise_from
+    from fusionproxy.errors import FusionProxyError
+    from fusionproxy.students import create_student
+
+    torch.manual_seed(1)
+    trained = create_student("convnext_unet", widths=(8, 16), depths=(1, 1), decoder_depths=(1,))
+    FusionProxy(trained).save_pretrained(tmp_path / "trained")
+    # One block fewer in the first stage and another activation: the rest still fits.
+    smaller = create_student("convnext_unet", widths=(8, 16), depths=(0, 1), decoder_depths=(1,), activation="silu")
+    copied, total = initialise_from(smaller, tmp_path / "trained")
+    assert copied == total  # the smaller one has no tensor the trained one lacks
+    assert torch.equal(smaller.rgb_head.weight, trained.rgb_head.weight)
+    assert torch.equal(smaller.ir_encoder.stages[1][0].expand.weight, trained.ir_encoder.stages[1][0].expand.weight)
+    other = create_student("convnext_unet", widths=(32, 64), depths=(1, 1), decoder_depths=(1,), stem_stride=2)
+    with pytest.raises(FusionProxyError, match="no tensor of that model fits"):
+        initialise_from(other, tmp_path / "trained")

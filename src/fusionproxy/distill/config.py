@@ -29,6 +29,9 @@ class DistillConfig:
     misalignment: MisalignmentSchedule = field(default_factory=MisalignmentSchedule)  # Eq. 14; zeros = off
     degradation: DegradationRange = field(default_factory=DegradationRange)  # of the student's VIS; off by default
     val_items: int = 4  # held out from the end of the cache when no --val-cache is given
+    # A trained model directory (or "default") whose weights start the student wherever it has a tensor of the
+    # same name and shape: a smaller variant of that model (blocks removed, another activation) starts from it.
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         if self.epochs is not None and "max_steps" in self.train:
@@ -61,6 +64,7 @@ class DistillConfig:
             "misalignment": dataclasses.asdict(self.misalignment),
             "degradation": dataclasses.asdict(self.degradation),
             "val_items": self.val_items,
+            "init_from": self.init_from,
         }
 
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..errors import FusionProxyError
 from ..losses import DistillationLoss
 from ..students import FusionStudent, create_student
 from ..students.blocks import InputAwareUncertaintyHead
@@ -86,6 +87,9 @@ def distill(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(train_config.seed)  # the same initial student in every process and every rerun
         student = create_student(student_name, **config.student)
+    if config.init_from is not None:
+        copied, total = initialise_from(student, config.init_from)
+        print(f"init_from {config.init_from}: {copied} of the student's {total} tensors")
     if getattr(student, "log_variance_head", None) is not None:
         start_uncertainty_head(student, mean_log_variance(items, train_indices, config.loss.eps))
     loss = DistillationLoss(config.loss, panel, sigma, mean_var)
@@ -119,6 +123,25 @@ def distill(
         }
         FusionProxy(trained, {"random_init": False}).save_pretrained(out_dir, training=_json_safe(training))
     return trained
+
+
+def initialise_from(student: FusionStudent, directory: str | Path) -> tuple[int, int]:
+    """Copy into `student` every tensor of the model at `directory` with the same name and shape; (copied, total).
+
+    The log-variance head is left as created: `distill-head` refits it, and the distillation starts it from
+    the cache's mean variance.
+    """
+    from ..api import FusionProxy
+
+    source = FusionProxy.from_pretrained(directory).student.state_dict()
+    own = student.state_dict()
+    matched = {key: value for key, value in source.items()
+               if key in own and own[key].shape == value.shape and not key.startswith("log_variance_head.")}
+    if not matched:
+        raise FusionProxyError(f"init_from {directory}: no tensor of that model fits the student "
+                               f"({type(student).__name__}); is it the same architecture family?")
+    student.load_state_dict(matched, strict=False)
+    return len(matched), len(own)
 
 
 def _json_safe(value: Any) -> Any:
