@@ -88,9 +88,11 @@ def test_cpu_plan_is_the_default_model_recipe(tmp_path: Path) -> None:
     assert cache.count("--teacher") == 2 and str(layout.ddfm) in cache and str(layout.masked) in cache
     assert cache[cache.index("--samples-per-teacher") + 1] == "4" and "--random-init" not in cache
     assert cache[cache.index("--data") + 1] == str(REPO.parent / "shared" / "datasets" / "roadscene" / "train")
-    distill, head = stages["distill"]
+    distill, compact, head = stages["distill"]
     assert distill[distill.index("--student") + 1] == "convnext_unet"
-    assert distill[distill.index("--out") + 1] == str(layout.distilled)  # the head is fitted after it
+    assert distill[distill.index("--out") + 1] == str(layout.full)  # the issue-13 model, then the faster one
+    assert f"init_from={layout.full}" in compact and "student.depths=[0,1,2,3]" in compact
+    assert compact[compact.index("--out") + 1] == str(layout.distilled)  # the head is fitted after it
     assert head[:3] == ["distill-head", "--model", str(layout.distilled)]
     assert head[head.index("--out") + 1] == str(layout.student) and head[head.index("--steps") + 1] == "300"
     assert "student.uncertainty_head=true" in distill and "--allow-random-panel" not in distill
@@ -217,3 +219,16 @@ def test_dry_run_prints_every_stage_and_runs_nothing(tmp_path: Path, monkeypatch
     err = capsys.readouterr().err
     assert all(f"{name}:" in err for name in STAGES) and "fusionproxy cache build --data" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_compact_distils_a_second_student_from_the_first(tmp_path: Path) -> None:
+    config = load_config("cpu")
+    config.distill.compact = ["student.depths=[0,1,2,3]", "train.max_steps=500"]
+    layout = Layout(tmp_path.resolve())
+    full, compact, head = {s.name: s.commands for s in plan(config, tmp_path)}["distill"]
+    assert full[full.index("--out") + 1] == str(layout.full)
+    assert compact[compact.index("--out") + 1] == str(layout.distilled)
+    sets = [compact[i + 1] for i, a in enumerate(compact) if a == "--set"]
+    assert sets[-3:] == [f"init_from={layout.full}", "student.depths=[0,1,2,3]", "train.max_steps=500"]
+    assert sets[:-3] == [full[i + 1] for i, a in enumerate(full) if a == "--set"]  # the recipe's own overrides first
+    assert head[:3] == ["distill-head", "--model", str(layout.distilled)]

@@ -53,11 +53,14 @@ class CacheSection:
 @dataclass
 class DistillSection:
     """head_steps > 0: then `fusionproxy distill-head` gives the distilled model the input-aware uncertainty
-    head, fitted alone for that many steps (width head_hidden); the fused image does not change."""
+    head, fitted alone for that many steps (width head_hidden); the fused image does not change.
+    compact non-empty: a second distillation, started from the first one's model (`init_from`) with these
+    overrides on top of `set` (a smaller, faster variant of the student); the head is then fitted to it."""
 
     student: str = "convnext_unet"
     config: str = "cpu"
     set: list[str] = field(default_factory=list)
+    compact: list[str] = field(default_factory=list)
     head_steps: int = 0
     head_hidden: int = 8
 

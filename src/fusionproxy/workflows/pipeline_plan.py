@@ -53,6 +53,11 @@ class Layout:
         return self.root / "student"
 
     @property
+    def full(self) -> Path:
+        """The first distillation's model, which the compact variant starts from (only with distill.compact)."""
+        return self.root / "student-full"
+
+    @property
     def distilled(self) -> Path:
         """The distilled model before its uncertainty head is fitted (only with distill.head_steps)."""
         return self.root / "student-distilled"
@@ -106,8 +111,12 @@ def plan(config: PipelineConfig, out: Path) -> list[Stage]:
 
     fetchable = [] if random_panel else fetchable_backbones(cache.panel)
     distilled = layout.distilled if distill.head_steps else layout.student
-    distill_steps = [distill_step(layout.cache, distilled, distill.student, _config_arg(distill.config), distill.set,
+    first = layout.full if distill.compact else distilled
+    distill_steps = [distill_step(layout.cache, first, distill.student, _config_arg(distill.config), distill.set,
                                   random_panel)]  # fmt: skip
+    if distill.compact:
+        distill_steps.append(distill_step(layout.cache, distilled, distill.student, _config_arg(distill.config),
+                                          [*distill.set, f"init_from={first}", *distill.compact], random_panel))
     if distill.head_steps:
         distill_steps.append(distill_head_step(distilled, layout.cache, layout.student, distill.head_steps,
                                                distill.head_hidden))  # fmt: skip
