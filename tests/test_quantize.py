@@ -37,6 +37,11 @@ def test_boundary_nodes_are_the_first_and_last_convolutions_on_every_path() -> N
     value = lambda name: helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, 1, 4, 4])  # noqa: E731
     graph = helper.make_graph(nodes, "g", [value("ir"), value("vis")], [value("out")])
     assert boundary_nodes(graph) == ["a", "c", "d"]
+    # A transposed-conv output head (float by op type) ends the search: the conv before it is an inner node.
+    head = helper.make_node("ConvTranspose", ["td", "h.w"], ["th"], name="head")
+    nodes[-1] = helper.make_node("Sigmoid", ["th"], ["out"], name="sigmoid")
+    graph = helper.make_graph([*nodes[:-1], head, nodes[-1]], "g", [value("ir"), value("vis")], [value("out")])
+    assert boundary_nodes(graph) == ["a", "c", "head"]
 
 
 def _perturbed() -> FusionProxy:

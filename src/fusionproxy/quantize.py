@@ -27,6 +27,9 @@ from .io import find_dataset_pairs, ir_to_tensor, read_ir, read_vis, resize_ir, 
 from .visibility import DegradationRange, degrade_image
 
 QUANTISED_OPS = ("Conv", "MatMul")
+# Weighted ops that stay float anyway; the search for the boundary stops at them too: since the output head is a
+# transposed conv (students/blocks.subpixel_conv), the last Conv before it is an inner node, not the head.
+FLOAT_WEIGHTED_OPS = ("ConvTranspose",)
 DEFAULT_MIN_PSNR = 35.0
 DEFAULT_CALIBRATION_PAIRS = 32
 # Clean frames, and the darkest night level, where the fused frame matters most to a detector.
@@ -48,7 +51,7 @@ def is_int8(path: str | Path) -> bool:
     return any(node.op_type in ("QuantizeLinear", "DynamicQuantizeLinear") for node in model.graph.node)
 
 
-def boundary_nodes(graph, op_types: Sequence[str] = QUANTISED_OPS) -> list[str]:
+def boundary_nodes(graph, op_types: Sequence[str] = QUANTISED_OPS + FLOAT_WEIGHTED_OPS) -> list[str]:
     """Names of the first `op_types` nodes reached from each graph input and the last ones before each output.
 
     These see the raw pixels and produce the output pixels, where int8 rounding shows most; they stay float.
@@ -105,7 +108,7 @@ def calibration_feeds(root: str | Path, count: int = DEFAULT_CALIBRATION_PAIRS, 
 
 def quantize_int8(fp32_path: str | Path, out_path: str | Path, feeds: Sequence[dict]) -> list[str]:
     """Write the static int8 (QDQ) version of the float ONNX graph at `fp32_path`, calibrated on `feeds`, to
-    `out_path`; returns the names of the Conv/MatMul nodes kept in float (`boundary_nodes`)."""
+    `out_path`; returns the names of the boundary nodes kept in float (`boundary_nodes`)."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
