@@ -1,0 +1,78 @@
+"""Each teacher's sample diversity and quality against its sampling steps (issue 14, "Measure first").
+
+For every pair of DATASET (or its first `--limit`), draw N samples from the teacher at each number of DDIM
+steps (seeded per image from the seed and the stem) and report, over the pairs:
+- `std`: the per-pixel standard deviation over the samples (three channels), averaged over the frame, then over
+  the pairs. Eq. 7 and Eq. 8 weight the student's loss by this spread: a teacher whose samples agree everywhere
+  gives it no uncertainty signal;
+- `TTC`, `Qabf`, `VIF`, `SSIM` of the N-sample mean (the distillation target, Eq. 3), cddfuse convention on
+  8-bit images, as `fusionproxy evaluate` scores a `teacher:DIR:N` row (TTC over the frames with targets).
+`--json OUT` writes the per-image values too.
+
+Usage:
+    python docs/probes/teacher_sweep.py ../shared/datasets/roadscene/test models/teachers/ddfm-cpu \
+        models/teachers/masked-cpu [--samples 4] [--steps 6,10,25] [--limit K] [--json OUT.json]
+"""
+import argparse
+import json
+
+import numpy as np
+import torch
+
+from fusionproxy.evaluate.perturb import stable_seed
+from fusionproxy.io import find_dataset_pairs, ir_to_tensor, read_ir, read_vis, vis_to_tensor
+from fusionproxy.metrics import compute_metrics
+from fusionproxy.metrics.thermal import thermal_target_contrast
+from fusionproxy.teachers import load_teacher
+
+COLUMNS = ("std", "TTC", "Qabf", "VIF", "SSIM")
+
+
+def uint8(image: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def score(teacher, pairs: list, samples: int, seed: int) -> dict[str, dict[str, float]]:
+    """{stem: {column: value}} for the teacher as configured."""
+    rows = {}
+    for stem, ir_path, vis_path in pairs:
+        ir, vis = read_ir(ir_path), read_vis(vis_path)
+        with torch.no_grad():
+            drawn = teacher.sample(ir_to_tensor(ir), vis_to_tensor(vis), samples, stable_seed(seed, stem))
+        mean = drawn.mean(dim=0).permute(1, 2, 0).cpu().numpy()
+        metrics = compute_metrics(uint8(mean), uint8(ir), uint8(vis), "cddfuse")
+        rows[stem] = {"std": float(drawn.std(dim=0).mean()) if samples > 1 else float("nan"),
+                      "TTC": thermal_target_contrast(uint8(mean), uint8(ir)),
+                      **{name: float(metrics[name]) for name in ("Qabf", "VIF", "SSIM")}}
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("dataset")
+    parser.add_argument("teachers", nargs="+")
+    parser.add_argument("--samples", type=int, default=4)
+    parser.add_argument("--steps", default="", help="comma-separated DDIM step counts (default: each teacher's own)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first K pairs")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    pairs = find_dataset_pairs(args.dataset).pairs[: args.limit]
+    record = {}
+    print(f"{args.dataset}: {len(pairs)} pairs, {args.samples} samples per teacher")
+    print(f"{'teacher':32s} {'steps':>5s} " + " ".join(f"{c:>7s}" for c in COLUMNS))
+    for directory in args.teachers:
+        teacher = load_teacher(directory)
+        for steps in [int(s) for s in args.steps.split(",") if s] or [teacher.steps]:
+            teacher.steps = steps
+            rows = score(teacher, pairs, args.samples, args.seed)
+            means = [np.nanmean([row[c] for row in rows.values()]) for c in COLUMNS]
+            print(f"{directory[-32:]:32s} {steps:5d} " + " ".join(f"{m:7.4f}" for m in means), flush=True)
+            record[f"{directory}@{steps}"] = rows
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(record, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
