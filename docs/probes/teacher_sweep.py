@@ -7,11 +7,13 @@ steps (seeded per image from the seed and the stem) and report, over the pairs:
   gives it no uncertainty signal;
 - `TTC`, `Qabf`, `VIF`, `SSIM` of the N-sample mean (the distillation target, Eq. 3), cddfuse convention on
   8-bit images, as `fusionproxy evaluate` scores a `teacher:DIR:N` row (TTC over the frames with targets).
-`--json OUT` writes the per-image values too.
+`--set NAME=VALUE` (repeatable) sets a sampling attribute of every teacher that has it, e.g. `eta` (masked
+teacher; the DDFM teacher's DDIM update is deterministic), `lam` (the TV weight) and `rho`
+(the proximal penalty) of the DDFM teacher's EM step (`teachers/ddfm_em.py`). `--json OUT` writes the per-image values too.
 
 Usage:
     python docs/probes/teacher_sweep.py ../shared/datasets/roadscene/test models/teachers/ddfm-cpu \
-        models/teachers/masked-cpu [--samples 4] [--steps 6,10,25] [--limit K] [--json OUT.json]
+        models/teachers/masked-cpu [--samples 4] [--steps 6,10,25] [--set eta=0.5] [--limit K] [--json OUT.json]
 """
 import argparse
 import json
@@ -55,20 +57,27 @@ def main() -> None:
     parser.add_argument("--steps", default="", help="comma-separated DDIM step counts (default: each teacher's own)")
     parser.add_argument("--limit", type=int, default=None, help="only the first K pairs")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a sampling attribute for every teacher that has it (eta, lam, rho)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     pairs = find_dataset_pairs(args.dataset).pairs[: args.limit]
     record = {}
+    settings = {name: float(value) for name, _, value in (item.partition("=") for item in args.set)}
     print(f"{args.dataset}: {len(pairs)} pairs, {args.samples} samples per teacher")
-    print(f"{'teacher':32s} {'steps':>5s} " + " ".join(f"{c:>7s}" for c in COLUMNS))
+    print(f"{'teacher':40s} {'steps':>5s} " + " ".join(f"{c:>7s}" for c in COLUMNS))
     for directory in args.teachers:
         teacher = load_teacher(directory)
+        applied = {name: value for name, value in settings.items() if hasattr(teacher, name)}
+        for name, value in applied.items():
+            setattr(teacher, name, value)
+        label = " ".join([directory.rstrip("/").split("/")[-1], *(f"{k}={v:g}" for k, v in applied.items())])
         for steps in [int(s) for s in args.steps.split(",") if s] or [teacher.steps]:
             teacher.steps = steps
             rows = score(teacher, pairs, args.samples, args.seed)
             means = [np.nanmean([row[c] for row in rows.values()]) for c in COLUMNS]
-            print(f"{directory[-32:]:32s} {steps:5d} " + " ".join(f"{m:7.4f}" for m in means), flush=True)
-            record[f"{directory}@{steps}"] = rows
+            print(f"{label:40s} {steps:5d} " + " ".join(f"{m:7.4f}" for m in means), flush=True)
+            record[f"{label}@{steps}"] = rows
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(record, handle, indent=2)
