@@ -10,9 +10,13 @@ RGB output with the first graph's.
 Usage:
     python docs/probes/onnx_cpu_time.py 480x640 A.onnx B.onnx [...] [--rounds 60] [--levels basic,extended,all]
     python docs/probes/onnx_cpu_time.py --export-random OUT.onnx '{"activation": "silu"}'   # a convnext_unet
+    python docs/probes/onnx_cpu_time.py 480x640 A.onnx --profile 10   # the 10 costliest nodes (onnxruntime profiler)
 """
 import argparse
+import collections
 import json
+import os
+import tempfile
 import time
 import warnings
 
@@ -72,6 +76,33 @@ def compare(size: str, graphs: list[str], rounds: int, levels: list[str]) -> Non
               f"{times.min():7.2f}  {psnr}")
 
 
+def profile(size: str, path: str, top: int, rounds: int = 20) -> None:
+    """Share of the kernel time per node (onnxruntime's profiler, one thread), the `top` costliest first."""
+    import onnxruntime as ort
+
+    height, width = (int(side) for side in size.split("x"))
+    rng = np.random.default_rng(0)
+    feed = {"ir": rng.random((1, 1, height, width), dtype=np.float32),
+            "vis": rng.random((1, 3, height, width), dtype=np.float32)}
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+    options.enable_profiling = True
+    options.profile_file_prefix = os.path.join(tempfile.mkdtemp(), "ort")
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    for _ in range(rounds):
+        session.run(["rgb"], feed)
+    with open(session.end_profiling()) as handle:
+        events = json.load(handle)
+    microseconds = collections.Counter()
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            microseconds[(event["args"]["op_name"], event["name"][: -len("_kernel_time")])] += event["dur"]
+    total = sum(microseconds.values())
+    print(f"{path}, {size}, one thread, {rounds} runs: kernel time per run {total / rounds / 1e3:.1f} ms")
+    for (op, node), spent in microseconds.most_common(top):
+        print(f"{100 * spent / total:5.1f}%  {op:20s} {node}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("size", nargs="?", help="HxW, e.g. 480x640")
@@ -79,9 +110,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=60)
     parser.add_argument("--levels", default="all", help="onnxruntime graph optimisation levels, comma-separated")
     parser.add_argument("--export-random", nargs=2, metavar=("OUT", "CONFIG_JSON"))
+    parser.add_argument("--profile", type=int, metavar="TOP", help="profile the first graph instead of timing")
     args = parser.parse_args()
     if args.export_random:
         export_random(*args.export_random)
+    elif args.profile:
+        profile(args.size, args.graphs[0], args.profile)
     else:
         compare(args.size, args.graphs, args.rounds, args.levels.split(","))
 

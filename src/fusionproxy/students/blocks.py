@@ -44,13 +44,13 @@ class GRN(nn.Module):
         return x * self.factor(x).unsqueeze(1) + self.beta
 
 
-# ConvNeXt's GELU, or a cheaper one: onnxruntime, one thread, a 16 -> 48 Linear + activation on 120 x 160
-# positions takes 1.21 ms with GELU (erf), 0.84 with SiLU, 0.73 with ReLU.
+# ConvNeXt's GELU, or a cheaper one: with SiLU the default architecture takes 0.94 of GELU's time in
+# onnxruntime, with ReLU 0.90 (docs/results/speed.md, the architecture sweep).
 ACTIVATIONS: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "silu": nn.SiLU, "relu": nn.ReLU}
 
 
 class ConvNeXtV2Block(nn.Module):
-    """7x7 depthwise conv, LayerNorm, pointwise MLP (expand, GELU, GRN, project), residual (paper Sec. 3.4)."""
+    """7x7 depthwise conv, LayerNorm, pointwise MLP (expand, activation, GRN, project), residual (paper Sec. 3.4)."""
 
     def __init__(self, channels: int, mlp_ratio: int = 4, kernel_size: int = 7, activation: str = "gelu") -> None:
         super().__init__()
@@ -71,7 +71,7 @@ class ConvNeXtV2Block(nn.Module):
         """project(grn(y)), with GRN folded into the projection: (y * f + beta) W^T + b = y (f * W^T) + (beta W^T + b).
 
         Scaling the small hidden x C weight per sample instead of the B x H x W x hidden activation saves two
-        passes over the block's largest tensor (onnxruntime, one thread, 480x640: about 7% of the default model).
+        passes over the block's largest tensor.
         """
         weight = self.project.weight.t()  # hidden x C
         scaled = self.grn.factor(y).transpose(1, 2) * weight  # B x hidden x C
@@ -122,8 +122,7 @@ def subpixel_conv(x: torch.Tensor, conv: nn.Conv2d, factor: int) -> torch.Tensor
     Output channel c at sub-position (i, j) of a shuffle reads conv channel c * factor^2 + i * factor + j, so
     the conv's weight, rearranged, is the transposed conv's; its bias (which differs per sub-position) becomes
     the weight of a constant-one input channel. The same numbers without materialising and shuffling the
-    conv's factor^2-times-wider output: onnxruntime, one thread, the default model's 9 x 16-channel output head
-    at 480x640: 9.1 -> 4.2 ms.
+    conv's factor^2-times-wider output, onnxruntime's costliest node before (docs/results/speed.md).
     """
     out_channels = conv.out_channels // (factor * factor)
     weight = conv.weight.reshape(out_channels, factor, factor, conv.in_channels).permute(3, 0, 1, 2)
