@@ -8,17 +8,23 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from typer.testing import CliRunner
 
+from fusionproxy.cli import app
 from fusionproxy.errors import FusionProxyError
 from fusionproxy.teachers import load_teacher
 from fusionproxy.teachers.denoiser import NoiseSchedule
 from fusionproxy.teachers.masking import MaskingConfig
+from fusionproxy.training import item_generator
 from fusionproxy.teachers.training import (
     DataConfig,
     MaskedViewsDataset,
+    NaturalCrops,
     PriorDataset,
     build_training,
     load_training_config,
+    load_training_images,
+    teacher_from_checkpoint,
     train_teacher,
 )
 
@@ -48,6 +54,39 @@ def test_masked_dataset_items_are_reproducible_per_seed_epoch_index() -> None:
     assert all(torch.equal(item[k], again[k]) for k in item)
     dataset.set_epoch(1)
     assert not torch.equal(dataset[4]["noise"], item["noise"])
+
+
+def _ramp(width: int = 384, height: int = 200) -> np.ndarray:
+    """A horizontal grey ramp 0..255: the range a crop spans measures how wide a region it was cut from."""
+    row = np.linspace(0, 255, width)
+    return np.repeat(np.repeat(row[None, :, None], height, 0), 3, 2).round().astype(np.uint8)
+
+
+def test_scale_zooms_each_crop_reproducibly() -> None:
+    def spans(scale: tuple[float, float]) -> list[float]:
+        dataset = NaturalCrops([_ramp()], DataConfig(crop=32, repeats=8, scale=scale), 0, NoiseSchedule())
+        crops = [dataset.random_crop(i, item_generator(0, 0, i)) for i in range(8)]
+        assert all(c.shape == (3, 32, 32) for c in crops)
+        return [float(c[0].max() - c[0].min()) for c in crops]
+
+    plain, zoomed_out = spans((1.0, 1.0)), spans((0.25, 0.25))
+    assert max(plain) < 0.1 and min(zoomed_out) > 0.3  # 32 px of the ramp (~0.08) vs 128 px (~0.33)
+    mixed = spans((0.25, 2.0))
+    assert mixed == spans((0.25, 2.0)) and max(mixed) - min(mixed) > 0.1  # drawn per crop, from the item seed
+    with pytest.raises(FusionProxyError, match="data: scale must be"):
+        load_training_config("cpu", "masked", ["data.scale=[2, 1]"])
+
+
+def test_extra_image_folders_join_the_training_images(tmp_path: Path) -> None:
+    folders = [tmp_path / "natural", tmp_path / "frames"]
+    for folder, count in zip(folders, (3, 2)):
+        folder.mkdir()
+        for k, image in enumerate(_images(count)):
+            Image.fromarray(image).save(folder / f"{k}.png")
+    (folders[1] / "broken.png").write_bytes(b"not a png")
+    data = DataConfig(long_side=48, extra_images=[str(folders[1])])
+    images = load_training_images(folders[0], data)
+    assert len(images) == 5 and all(max(image.shape[:2]) == 48 for image in images)
 
 
 def test_prior_dataset_gives_luminance_or_rgb() -> None:
@@ -112,6 +151,22 @@ def test_tiny_training_run_lowers_the_loss(kind: str, tmp_path: Path, datasets_d
     assert after < 0.8 * before, (before, after)
     assert (tmp_path / "run" / "validation" / "step-0000040.png").is_file()
     assert load_teacher(tmp_path / "run").identity() == trained.identity()
+    # The last checkpoint holds the same weights; `teacher snapshot` saves one as a teacher directory.
+    assert teacher_from_checkpoint(kind, tmp_path / "run").identity() == trained.identity()
+    result = CliRunner().invoke(app, ["teacher", "snapshot", kind, str(tmp_path / "run"), "--step", "40",
+                                      "-o", str(tmp_path / "snap")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert load_teacher(tmp_path / "snap").identity() == trained.identity()
+    with pytest.raises(FusionProxyError, match="no checkpoint at step 20 \\(complete: 40\\)"):
+        teacher_from_checkpoint(kind, tmp_path / "run", 20)
+
+
+def test_snapshot_of_a_folder_that_is_no_run_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(FusionProxyError, match="train_config.json: not found"):
+        teacher_from_checkpoint("masked", tmp_path)
+    (tmp_path / "train_config.json").write_text("{}")
+    with pytest.raises(FusionProxyError, match="checkpoints: no complete checkpoint"):
+        teacher_from_checkpoint("masked", tmp_path)
 
 
 def test_snr_plus_one_weighting_is_the_v_prediction_loss() -> None:

@@ -9,7 +9,8 @@ steps (seeded per image from the seed and the stem) and report, over the pairs:
   8-bit images, as `fusionproxy evaluate` scores a `teacher:DIR:N` row (TTC over the frames with targets).
 `--set NAME=VALUE` (repeatable) sets a sampling attribute of every teacher that has it, e.g. `eta` (masked
 teacher; the DDFM teacher's DDIM update is deterministic), `lam` (the TV weight) and `rho`
-(the proximal penalty) of the DDFM teacher's EM step (`teachers/ddfm_em.py`). `--json OUT` writes the per-image values too.
+(the proximal penalty) of the DDFM teacher's EM step (`teachers/ddfm_em.py`). `--json OUT` writes the means and the per-image values
+(`docs/figures/teacher_curves.py` plots them).
 
 Usage:
     python docs/probes/teacher_sweep.py ../shared/datasets/roadscene/test models/teachers/ddfm-cpu \
@@ -75,9 +76,11 @@ def main() -> None:
         for steps in [int(s) for s in args.steps.split(",") if s] or [teacher.steps]:
             teacher.steps = steps
             rows = score(teacher, pairs, args.samples, args.seed)
-            means = [np.nanmean([row[c] for row in rows.values()]) for c in COLUMNS]
-            print(f"{label:40s} {steps:5d} " + " ".join(f"{m:7.4f}" for m in means), flush=True)
-            record[f"{label}@{steps}"] = rows
+            means = {c: float(np.nanmean([row[c] for row in rows.values()])) for c in COLUMNS}
+            print(f"{label:40s} {steps:5d} " + " ".join(f"{means[c]:7.4f}" for c in COLUMNS), flush=True)
+            record[f"{label}@{steps}"] = {"teacher": directory, "steps": steps, "settings": applied,
+                                          "dataset": args.dataset, "pairs": len(pairs), "samples": args.samples,
+                                          "means": means, "images": rows}
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(record, handle, indent=2)

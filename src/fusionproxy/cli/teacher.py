@@ -37,6 +37,23 @@ def train_command(
     typer.echo(f"trained {teacher.name} teacher {teacher.identity()}: {out}")
 
 
+@teacher_app.command("snapshot")
+def snapshot_command(
+    kind: str = typer.Argument(..., help="masked or prior: what the run trains."),
+    run: Path = typer.Argument(..., help="A `teacher train` output directory with checkpoints."),
+    out: Path = typer.Option(..., "--out", "-o", help="New teacher directory."),
+    step: Optional[int] = typer.Option(None, "--step", help="Checkpoint step (default: the latest)."),
+) -> None:
+    """Save a training checkpoint as a teacher directory (e.g. quality against training length)."""
+    from ..teachers.training import teacher_from_checkpoint
+
+    if (out / "config.json").exists():
+        raise FusionProxyError(f"{out / 'config.json'}: already exists; choose a new --out")
+    teacher = teacher_from_checkpoint(kind, run, step)
+    teacher.save_pretrained(out)
+    typer.echo(f"wrote {teacher.name} teacher {teacher.identity()}: {out}")
+
+
 @teacher_app.command("from-prior")
 def from_prior_command(
     prior: Path = typer.Option(..., "--prior", help="A diffusers UNet2DModel directory (1- or 3-channel)."),

@@ -11,6 +11,7 @@ resolve to the files shipped in `fusionproxy/configs/teachers/`.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Sequence
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from safetensors.torch import load_file
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -28,7 +30,7 @@ from ..config_files import load_config_as
 from ..devices import set_cpu_threads
 from ..errors import FusionProxyError
 from ..io import IMAGE_SUFFIXES, ImageReadError, find_dataset_pairs, ir_to_tensor, read_ir, read_vis, vis_to_tensor
-from ..training import TrainConfig, Trainer, item_generator
+from ..training import CHECKPOINT_DIR, CONFIG_FILE, STATE_FILE, TrainConfig, Trainer, item_generator
 from .ddfm import DDFMTeacher
 from .denoiser import NoiseSchedule
 from .masked import MaskedDiffusionTeacher
@@ -36,18 +38,29 @@ from .masking import MaskingConfig, make_views
 from .pretrained import PretrainedTeacher
 
 KINDS = ("masked", "prior")
+CHECKPOINT_WEIGHTS = "model.safetensors"  # accelerate's save_state name for the (only) model
 
 
 # -- configuration ------------------------------------------------------------------------------------------
 @dataclass
 class DataConfig:
     """crop: training crop side (px); long_side: natural images are first resized so their longer side is this
-    (RoadScene-like scale); repeats: crops per image per epoch; masking: the view construction (masked only)."""
+    (RoadScene-like scale); repeats: crops per image per epoch; masking: the view construction (masked only);
+    extra_images: more folders of RGB frames trained on beside `--images` (e.g. RoadScene-train visible frames;
+    never a test set), paths relative to the working directory; scale: the range of a random zoom per crop
+    (log-uniform; a crop of `crop / s` pixels resized to `crop`; [1, 1]: no zoom, no random draw)."""
 
     crop: int = 64
     long_side: int = 384
     repeats: int = 16
     masking: MaskingConfig = field(default_factory=MaskingConfig)
+    extra_images: list[str] = field(default_factory=list)
+    scale: tuple[float, float] = (1.0, 1.0)
+
+    def __post_init__(self) -> None:
+        self.scale = tuple(float(s) for s in self.scale)  # YAML gives a list
+        if len(self.scale) != 2 or not 0 < self.scale[0] <= self.scale[1]:
+            raise ValueError(f"scale must be [low, high] with 0 < low <= high, got {list(self.scale)}")
 
 
 @dataclass
@@ -127,12 +140,27 @@ def load_natural_images(folder: str | Path, long_side: int) -> tuple[list[np.nda
     return images, bad
 
 
+def load_training_images(images_dir: str | Path, data: DataConfig) -> list[np.ndarray]:
+    """The frames of `images_dir` and of every `data.extra_images` folder, resized to `data.long_side`;
+    unreadable files are reported and skipped."""
+    images = []
+    for folder in [images_dir, *data.extra_images]:
+        loaded, bad = load_natural_images(folder, data.long_side)
+        images += loaded
+        for message in bad:
+            print(f"skipped: {message}")
+    return images
+
+
 class NaturalCrops(Dataset):
     """Random crops (with random horizontal/vertical flips) of natural images, `repeats` per image per epoch,
     noised at a random DDPM timestep. Subclasses decide what one item holds."""
 
-    def __init__(self, images: list[np.ndarray], crop: int, repeats: int, seed: int, schedule: NoiseSchedule):
-        self.images, self.crop_size, self.repeats, self.seed = images, crop, repeats, seed
+    def __init__(
+        self, images: list[np.ndarray], data: DataConfig, seed: int, schedule: NoiseSchedule
+    ) -> None:
+        self.images, self.crop_size, self.repeats, self.seed = images, data.crop, data.repeats, seed
+        self.scale = data.scale
         self.noise_scheduler = schedule.ddpm()
         self.epoch = 0
 
@@ -144,12 +172,21 @@ class NaturalCrops(Dataset):
 
     def random_crop(self, index: int, generator: torch.Generator) -> torch.Tensor:
         image = torch.from_numpy(self.images[index % len(self.images)]).permute(2, 0, 1).float() / 255.0
-        if min(image.shape[-2:]) < self.crop_size:  # small images are enlarged to fit one crop
-            scale = self.crop_size / min(image.shape[-2:])
+        size = self.crop_size
+        if self.scale != (1.0, 1.0):
+            low, high = np.log(self.scale[0]), np.log(self.scale[1])
+            zoom = float(np.exp(low + (high - low) * float(torch.rand((), generator=generator)))) if high > low \
+                else self.scale[0]
+            size = min(max(8, round(self.crop_size / zoom)), *image.shape[-2:])
+        if min(image.shape[-2:]) < size:  # small images are enlarged to fit one crop
+            scale = size / min(image.shape[-2:])
             image = F.interpolate(image[None], scale_factor=scale, mode="bicubic", align_corners=False)[0].clamp(0, 1)
-        top = int(torch.randint(image.shape[-2] - self.crop_size + 1, (), generator=generator))
-        left = int(torch.randint(image.shape[-1] - self.crop_size + 1, (), generator=generator))
-        crop = image[:, top : top + self.crop_size, left : left + self.crop_size]
+        top = int(torch.randint(image.shape[-2] - size + 1, (), generator=generator))
+        left = int(torch.randint(image.shape[-1] - size + 1, (), generator=generator))
+        crop = image[:, top : top + size, left : left + size]
+        if size != self.crop_size:
+            crop = F.interpolate(crop[None], size=(self.crop_size,) * 2, mode="bilinear", antialias=True,
+                                 align_corners=False)[0].clamp(0, 1)
         flips = torch.rand(2, generator=generator) < 0.5
         if flips[0]:
             crop = crop.flip(-1)
@@ -169,7 +206,7 @@ class MaskedViewsDataset(NaturalCrops):
     """Items for the masked teacher: the noised clean crop and its two masked views (all in [-1, 1])."""
 
     def __init__(self, images: list[np.ndarray], data: DataConfig, seed: int, schedule: NoiseSchedule):
-        super().__init__(images, data.crop, data.repeats, seed, schedule)
+        super().__init__(images, data, seed, schedule)
         self.masking = data.masking
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
@@ -187,7 +224,7 @@ class PriorDataset(NaturalCrops):
     """Items for DDFM's unconditional prior: a noised crop, as luminance (1 channel) or RGB, in [-1, 1]."""
 
     def __init__(self, images: list[np.ndarray], data: DataConfig, seed: int, schedule: NoiseSchedule, channels: int):
-        super().__init__(images, data.crop, data.repeats, seed, schedule)
+        super().__init__(images, data, seed, schedule)
         self.channels = channels
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
@@ -263,20 +300,48 @@ class FusionGrid:
 
 
 # -- the two training runs ----------------------------------------------------------------------------------
+TEACHER_CLASSES: dict[str, type[PretrainedTeacher]] = {"masked": MaskedDiffusionTeacher, "prior": DDFMTeacher}
+
+
+def build_teacher(kind: str, teacher_config: dict[str, Any]) -> PretrainedTeacher:
+    """The untrained teacher that `kind` ("masked" or "prior") trains, from the config's `teacher` section."""
+    if kind not in TEACHER_CLASSES:
+        raise FusionProxyError(f"unknown teacher training '{kind}' (known: {', '.join(KINDS)})")
+    return TEACHER_CLASSES[kind].build(**teacher_config)
+
+
 def build_training(
     kind: str, images: list[np.ndarray], config: TeacherTrainingConfig
 ) -> tuple[PretrainedTeacher, Dataset, Callable]:
     """The untrained teacher, its dataset and its loss for `kind` ("masked" or "prior")."""
     seed = config.train.seed
-    if kind == "masked":
-        teacher = MaskedDiffusionTeacher.build(**config.teacher)
+    teacher = build_teacher(kind, config.teacher)
+    if isinstance(teacher, MaskedDiffusionTeacher):
         loss = EpsilonLoss(teacher.schedule, config.loss.weighting, conditional=True)
         return teacher, MaskedViewsDataset(images, config.data, seed, teacher.schedule), loss
-    if kind == "prior":
-        teacher = DDFMTeacher.build(**config.teacher)
-        loss = EpsilonLoss(teacher.schedule, config.loss.weighting)
-        return teacher, PriorDataset(images, config.data, seed, teacher.schedule, teacher.channels), loss
-    raise FusionProxyError(f"unknown teacher training '{kind}' (known: {', '.join(KINDS)})")
+    assert isinstance(teacher, DDFMTeacher)
+    loss = EpsilonLoss(teacher.schedule, config.loss.weighting)
+    return teacher, PriorDataset(images, config.data, seed, teacher.schedule, teacher.channels), loss
+
+
+def teacher_from_checkpoint(kind: str, run_dir: str | Path, step: int | None = None) -> PretrainedTeacher:
+    """The teacher of a training run's checkpoint (`step`, or the latest complete one), e.g. to measure quality
+    against training length or to keep an earlier checkpoint; save it with `save_pretrained`."""
+    run_dir = Path(run_dir)
+    record_path = run_dir / CONFIG_FILE
+    if not record_path.is_file():
+        raise FusionProxyError(f"{record_path}: not found; {run_dir} is not a teacher training run")
+    steps = sorted(int(c.name.removeprefix("step-")) for c in (run_dir / CHECKPOINT_DIR).glob("step-*")
+                   if (c / STATE_FILE).is_file())  # fmt: skip
+    if not steps:
+        raise FusionProxyError(f"{run_dir / CHECKPOINT_DIR}: no complete checkpoint")
+    step = steps[-1] if step is None else step
+    if step not in steps:
+        raise FusionProxyError(f"{run_dir}: no checkpoint at step {step} (complete: {', '.join(map(str, steps))})")
+    teacher = build_teacher(kind, json.loads(record_path.read_text())["run"]["teacher"])
+    weights = run_dir / CHECKPOINT_DIR / f"step-{step:07d}" / CHECKPOINT_WEIGHTS
+    teacher.load_state_dict(load_file(str(weights)))
+    return teacher
 
 
 def train_teacher(
@@ -288,14 +353,14 @@ def train_teacher(
 ) -> PretrainedTeacher:
     """Train (or resume) a teacher and save it to `out_dir` (config.json + model.safetensors)."""
     torch.manual_seed(config.train.seed)  # the initial weights
-    images, bad = load_natural_images(images_dir, config.data.long_side)
-    for message in bad:
-        print(f"skipped: {message}")
-    teacher, dataset, loss = build_training(kind, images, config)
+    teacher, dataset, loss = build_training(kind, load_training_images(images_dir, config.data), config)
     validate = FusionGrid(validation_pairs, config.validation) if validation_pairs else None
     run_info = {"teacher": kind, "images": str(Path(images_dir).resolve()), **config.to_dict()}
     run_info.pop("train")  # the Trainer records the TrainConfig itself
-    trainer = Trainer(out_dir, teacher, dataset, loss, config.train, validate=validate, run_info=run_info)
+    # Runs recorded before `extra_images` and `scale` existed resume with their values of that time.
+    run_defaults = {"data": {"extra_images": [], "scale": [1.0, 1.0]}}
+    trainer = Trainer(out_dir, teacher, dataset, loss, config.train, validate=validate, run_info=run_info,
+                      run_defaults=run_defaults)
     trained = trainer.train()
     assert isinstance(trained, PretrainedTeacher)
     trained.save_pretrained(out_dir)
