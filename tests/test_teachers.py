@@ -72,6 +72,49 @@ def test_ddfm_output_keeps_visible_chroma(synthetic_pair) -> None:
     torch.testing.assert_close(chroma[inside], target[inside], atol=1e-4, rtol=0)
 
 
+def test_ddfm_stretch_spans_each_samples_luminance_and_is_saved(tmp_path: Path, synthetic_pair) -> None:
+    import json
+
+    ir, vis = synthetic_pair
+    gray_vis = vis.mean(dim=1, keepdim=True).expand(-1, 3, -1, -1)  # neutral chroma: RGB = luminance
+    teacher = _tiny("ddfm-luma")
+    plain = teacher.sample(ir, gray_vis, 2, seed=0)
+    teacher.stretch = True
+    stretched = teacher.sample(ir, gray_vis, 2, seed=0)
+    for k in range(2):
+        assert float(stretched[k].min()) == pytest.approx(0, abs=1e-5)
+        assert float(stretched[k].max()) == pytest.approx(1, abs=1e-5)
+        low, high = plain[k].min(), plain[k].max()
+        torch.testing.assert_close(stretched[k], (plain[k] - low) / (high - low), atol=1e-4, rtol=0)
+    teacher.save_pretrained(tmp_path / "new")
+    assert load_teacher(tmp_path / "new").stretch is True
+    # a directory saved before the setting existed samples as before
+    config_path = tmp_path / "new" / "config.json"
+    record = json.loads(config_path.read_text())
+    del record["config"]["stretch"]
+    config_path.write_text(json.dumps(record))
+    assert load_teacher(tmp_path / "new").stretch is False
+
+
+def test_set_sampling_checks_names_and_types() -> None:
+    from fusionproxy.teachers.training import set_sampling
+
+    ddfm, masked = _tiny("ddfm-luma"), _tiny("masked")
+    set_sampling(ddfm, ["steps=7", "stretch=true", "rho=1"])
+    assert (ddfm.steps, ddfm.stretch, ddfm.rho) == (7, True, 1.0) and isinstance(ddfm.rho, float)
+    set_sampling(masked, ["eta=0"])
+    assert masked.eta == 0.0
+    for teacher, item, message in [
+        (masked, "stretch=true", "not a sampling setting of the masked teacher"),
+        (ddfm, "eta=0", "not a sampling setting of the ddfm teacher"),
+        (ddfm, "steps=2.5", "steps takes a int"),
+        (ddfm, "stretch=2", "stretch takes a bool"),
+        (ddfm, "lam", "not a sampling setting"),
+    ]:
+        with pytest.raises(FusionProxyError, match=message):
+            set_sampling(teacher, [item])
+
+
 def test_ddfm_wraps_a_diffusers_prior_directory(tmp_path: Path, synthetic_pair) -> None:
     from diffusers import UNet2DModel
 

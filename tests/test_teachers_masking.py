@@ -62,9 +62,16 @@ def test_views_are_reproducible_from_the_generator() -> None:
     assert not torch.equal(first.owned_by_a, other.owned_by_a)
 
 
-def test_masking_config_rejects_a_degraded_majority() -> None:
-    with pytest.raises(ValueError):
-        MaskingConfig(degraded_fraction=0.6)
+def test_masking_config_rejects_fractions_outside_zero_one() -> None:
+    for fraction in (-0.1, 1.1):
+        with pytest.raises(ValueError, match="degraded_fraction must lie in"):
+            MaskingConfig(degraded_fraction=fraction)
+
+
+def test_a_degraded_fraction_of_one_leaves_no_gray_patch() -> None:
+    clean = _image()
+    views = make_views(clean, torch.Generator().manual_seed(3), MaskingConfig(grid=4, degraded_fraction=1.0))
+    assert torch.equal(views.degraded_a, ~views.owned_by_a) and torch.equal(views.degraded_b, views.owned_by_a)
 
 
 @pytest.mark.parametrize("name", sorted(DEGRADATIONS))

@@ -7,9 +7,10 @@ steps (seeded per image from the seed and the stem) and report, over the pairs:
   gives it no uncertainty signal;
 - `TTC`, `Qabf`, `VIF`, `SSIM` of the N-sample mean (the distillation target, Eq. 3), cddfuse convention on
   8-bit images, as `fusionproxy evaluate` scores a `teacher:DIR:N` row (TTC over the frames with targets).
-`--set NAME=VALUE` (repeatable) sets a sampling attribute of every teacher that has it, e.g. `eta` (masked
+`--set NAME=VALUE` (repeatable) sets a sampling setting of every teacher that has it, e.g. `eta` (masked
 teacher; the DDFM teacher's DDIM update is deterministic), `lam` (the TV weight) and `rho`
-(the proximal penalty) of the DDFM teacher's EM step (`teachers/ddfm_em.py`). `--json OUT` writes the means and the per-image values
+(the proximal penalty) of the DDFM teacher's EM step (`teachers/ddfm_em.py`), `stretch=true` (the DDFM
+teacher's min-max normalised output, as DDFM's reference does). `--json OUT` writes the means and the per-image values
 (`docs/figures/teacher_curves.py` plots them).
 
 Usage:
@@ -27,6 +28,7 @@ from fusionproxy.io import find_dataset_pairs, ir_to_tensor, read_ir, read_vis, 
 from fusionproxy.metrics import compute_metrics
 from fusionproxy.metrics.thermal import thermal_target_contrast
 from fusionproxy.teachers import load_teacher
+from fusionproxy.teachers.training import set_sampling
 
 COLUMNS = ("std", "TTC", "Qabf", "VIF", "SSIM")
 
@@ -59,19 +61,18 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="only the first K pairs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="a sampling attribute for every teacher that has it (eta, lam, rho)")
+                        help="a sampling setting for every teacher that has it (eta, lam, rho, stretch)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     pairs = find_dataset_pairs(args.dataset).pairs[: args.limit]
     record = {}
-    settings = {name: float(value) for name, _, value in (item.partition("=") for item in args.set)}
     print(f"{args.dataset}: {len(pairs)} pairs, {args.samples} samples per teacher")
     print(f"{'teacher':40s} {'steps':>5s} " + " ".join(f"{c:>7s}" for c in COLUMNS))
     for directory in args.teachers:
         teacher = load_teacher(directory)
-        applied = {name: value for name, value in settings.items() if hasattr(teacher, name)}
-        for name, value in applied.items():
-            setattr(teacher, name, value)
+        set_sampling(teacher, [item for item in args.set if hasattr(teacher, item.partition("=")[0])])
+        applied = {item.partition("=")[0]: getattr(teacher, item.partition("=")[0]) for item in args.set
+                   if hasattr(teacher, item.partition("=")[0])}
         label = " ".join([directory.rstrip("/").split("/")[-1], *(f"{k}={v:g}" for k, v in applied.items())])
         for steps in [int(s) for s in args.steps.split(",") if s] or [teacher.steps]:
             teacher.steps = steps

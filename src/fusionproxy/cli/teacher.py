@@ -43,13 +43,17 @@ def snapshot_command(
     run: Path = typer.Argument(..., help="A `teacher train` output directory with checkpoints."),
     out: Path = typer.Option(..., "--out", "-o", help="New teacher directory."),
     step: Optional[int] = typer.Option(None, "--step", help="Checkpoint step (default: the latest)."),
+    settings: list[str] = typer.Option(
+        [], "--set", help="A sampling setting of the saved teacher, e.g. --set steps=10 or --set stretch=true."
+    ),
 ) -> None:
     """Save a training checkpoint as a teacher directory (e.g. quality against training length)."""
-    from ..teachers.training import teacher_from_checkpoint
+    from ..teachers.training import set_sampling, teacher_from_checkpoint
 
     if (out / "config.json").exists():
         raise FusionProxyError(f"{out / 'config.json'}: already exists; choose a new --out")
     teacher = teacher_from_checkpoint(kind, run, step)
+    set_sampling(teacher, settings)
     teacher.save_pretrained(out)
     typer.echo(f"wrote {teacher.name} teacher {teacher.identity()}: {out}")
 

@@ -34,6 +34,7 @@ class DDFMTeacher(PretrainedTeacher):
         lam: float = 0.5,
         rho: float = 0.001,
         schedule: NoiseSchedule | None = None,
+        stretch: bool = False,
     ) -> None:
         super().__init__()
         channels = prior.unet.config.in_channels // prior.patch_size**2
@@ -41,7 +42,7 @@ class DDFMTeacher(PretrainedTeacher):
             raise ValueError("the DDFM prior must map 1 (luminance) or 3 (RGB) channels to as many")
         self.prior = prior
         self.channels = channels
-        self.steps, self.lam, self.rho = steps, lam, rho
+        self.steps, self.lam, self.rho, self.stretch = steps, lam, rho, stretch
         self.schedule = schedule or NoiseSchedule()
 
     @classmethod
@@ -53,17 +54,18 @@ class DDFMTeacher(PretrainedTeacher):
         lam: float = 0.5,
         rho: float = 0.001,
         schedule: NoiseSchedule | dict[str, Any] | None = None,
+        stretch: bool = False,
     ) -> "DDFMTeacher":
         """A teacher with a fresh (untrained) prior of the given architecture."""
         unet = unet if isinstance(unet, UNetConfig) else UNetConfig.from_dict(unet or {})
         schedule = schedule if isinstance(schedule, NoiseSchedule) else NoiseSchedule(**(schedule or {}))
         prior = Denoiser(build_unet(unet, channels, channels), unet.patch_size, unet.output, schedule)
-        return cls(prior, steps, lam, rho, schedule)
+        return cls(prior, steps, lam, rho, schedule, stretch)
 
     @classmethod
     def from_prior(
         cls, directory: str | Path, steps: int = 10, lam: float = 0.5, rho: float = 0.001,
-        schedule: NoiseSchedule | None = None,
+        schedule: NoiseSchedule | None = None, stretch: bool = False,
     ) -> "DDFMTeacher":
         """Wrap any diffusers UNet2DModel directory (1- or 3-channel, epsilon prediction) as the prior."""
         from diffusers import UNet2DModel
@@ -76,7 +78,7 @@ class DDFMTeacher(PretrainedTeacher):
         except (OSError, ValueError, EnvironmentError) as error:
             raise FusionProxyError(f"{directory}: cannot load a UNet2DModel ({str(error).splitlines()[0]})") from None
         try:
-            return cls(Denoiser(unet), steps, lam, rho, schedule)
+            return cls(Denoiser(unet), steps, lam, rho, schedule, stretch)
         except ValueError as error:
             raise FusionProxyError(f"{directory}: {error}") from None
 
@@ -86,13 +88,15 @@ class DDFMTeacher(PretrainedTeacher):
             "steps": self.steps,
             "lam": self.lam,
             "rho": self.rho,
+            "stretch": self.stretch,
             "schedule": asdict(self.schedule),
         }
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "DDFMTeacher":
         schedule = NoiseSchedule(**config["schedule"])
-        return cls(Denoiser.rebuild(config["prior"], schedule), config["steps"], config["lam"], config["rho"], schedule)
+        prior = Denoiser.rebuild(config["prior"], schedule)
+        return cls(prior, config["steps"], config["lam"], config["rho"], schedule, config.get("stretch", False))
 
     @property
     def multiple(self) -> int:
@@ -135,5 +139,9 @@ class DDFMTeacher(PretrainedTeacher):
             eps = (x - alpha_bar.sqrt() * x0) / (1 - alpha_bar).sqrt()
             x = scheduler.step(eps, t, x, eta=0.0).prev_sample
         luminance = (self._luminance(x).clamp(-1, 1) + 1) / 2
+        if self.stretch:
+            low = luminance.amin(dim=(1, 2, 3), keepdim=True)
+            high = luminance.amax(dim=(1, 2, 3), keepdim=True)
+            luminance = (luminance - low) / (high - low).clamp_min(1e-6)
         fused = torch.cat([luminance, vis_ycbcr[:, 1:].expand(n, -1, -1, -1)], dim=1)
         return kornia.color.ycbcr_to_rgb(fused)

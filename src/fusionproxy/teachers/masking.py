@@ -19,7 +19,8 @@ from .degradations import random_degradation
 @dataclass(frozen=True)
 class MaskingConfig:
     """grid: patches per side; degraded_fraction: share of a view's missing patches that carry a degraded copy
-    (below one half, so gray patches are the majority); gray: the constant fill level in [0, 1]."""
+    (0.25 by default, a minority as in Mask-DiFuser's masking; 1: no gray patches, so both views are complete
+    images as at fusion time, issue 14's mask-ratio measurement); gray: the constant fill level in [0, 1]."""
 
     grid: int = 8
     degraded_fraction: float = 0.25
@@ -28,8 +29,8 @@ class MaskingConfig:
     def __post_init__(self) -> None:
         if self.grid < 2:
             raise ValueError(f"grid must be at least 2, got {self.grid}")
-        if not 0.0 <= self.degraded_fraction < 0.5:
-            raise ValueError(f"degraded_fraction must lie in [0, 0.5), got {self.degraded_fraction}")
+        if not 0.0 <= self.degraded_fraction <= 1.0:
+            raise ValueError(f"degraded_fraction must lie in [0, 1], got {self.degraded_fraction}")
 
 
 @dataclass

@@ -21,6 +21,7 @@ import kornia
 import numpy as np
 import torch
 import torch.nn.functional as F
+import yaml
 from PIL import Image
 from safetensors.torch import load_file
 from torch import nn
@@ -84,6 +85,7 @@ class DDFMSettings:
     steps: int | None = None
     lam: float | None = None
     rho: float | None = None
+    stretch: bool | None = None
 
 
 @dataclass
@@ -322,6 +324,30 @@ def build_training(
     assert isinstance(teacher, DDFMTeacher)
     loss = EpsilonLoss(teacher.schedule, config.loss.weighting)
     return teacher, PriorDataset(images, config.data, seed, teacher.schedule, teacher.channels), loss
+
+
+SAMPLING_SETTINGS = ("steps", "eta", "lam", "rho", "stretch")
+
+
+def set_sampling(teacher: PretrainedTeacher, settings: Sequence[str]) -> None:
+    """Apply `NAME=VALUE` sampling settings (values parsed as YAML) that the teacher has, refusing others."""
+    for item in settings:
+        name, sep, text = item.partition("=")
+        if not sep or name not in SAMPLING_SETTINGS or not hasattr(teacher, name):
+            known = ", ".join(n for n in SAMPLING_SETTINGS if hasattr(teacher, n))
+            raise FusionProxyError(f"--set {item}: not a sampling setting of the {teacher.name} teacher ({known})")
+        current, value = getattr(teacher, name), yaml.safe_load(text)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if isinstance(current, bool):
+            valid = isinstance(value, bool)
+        elif isinstance(current, int):
+            valid = number and float(value).is_integer()
+        else:
+            valid = number
+        if not valid:
+            raise FusionProxyError(f"--set {item}: {name} takes a {type(current).__name__}")
+        value = type(current)(value)
+        setattr(teacher, name, value)
 
 
 def teacher_from_checkpoint(kind: str, run_dir: str | Path, step: int | None = None) -> PretrainedTeacher:
