@@ -3,7 +3,7 @@
 `masked`: the masked-diffusion teacher learns to restore a clean crop from two complementary masked views
 (`masking.make_views`). `prior`: DDFM's unconditional prior learns to denoise clean crops (luminance or RGB).
 Both use epsilon prediction with the DDPM training schedule (DDPMScheduler.add_noise). Every random draw of an
-item (crop, flips, views, degradation, timestep, noise) comes from `training.item_generator(seed, epoch, i)`.
+item (zoom, crop, flips, views, degradation, timestep, noise) comes from `training.item_generator(seed, epoch, i)`.
 Configs are YAML files with sections `teacher`, `data`, `loss`, `train`, `validation`; the names `cpu` and `gpu`
 resolve to the files shipped in `fusionproxy/configs/teachers/`.
 """
@@ -155,12 +155,11 @@ def load_training_images(images_dir: str | Path, data: DataConfig) -> list[np.nd
 
 
 class NaturalCrops(Dataset):
-    """Random crops (with random horizontal/vertical flips) of natural images, `repeats` per image per epoch,
-    noised at a random DDPM timestep. Subclasses decide what one item holds."""
+    """Random crops (with a random zoom when `data.scale` asks for one, and random horizontal/vertical flips) of
+    natural images, `repeats` per image per epoch, noised at a random DDPM timestep. Subclasses decide what one
+    item holds."""
 
-    def __init__(
-        self, images: list[np.ndarray], data: DataConfig, seed: int, schedule: NoiseSchedule
-    ) -> None:
+    def __init__(self, images: list[np.ndarray], data: DataConfig, seed: int, schedule: NoiseSchedule) -> None:
         self.images, self.crop_size, self.repeats, self.seed = images, data.crop, data.repeats, seed
         self.scale = data.scale
         self.noise_scheduler = schedule.ddpm()
@@ -175,10 +174,10 @@ class NaturalCrops(Dataset):
     def random_crop(self, index: int, generator: torch.Generator) -> torch.Tensor:
         image = torch.from_numpy(self.images[index % len(self.images)]).permute(2, 0, 1).float() / 255.0
         size = self.crop_size
-        if self.scale != (1.0, 1.0):
-            low, high = np.log(self.scale[0]), np.log(self.scale[1])
-            zoom = float(np.exp(low + (high - low) * float(torch.rand((), generator=generator)))) if high > low \
-                else self.scale[0]
+        if self.scale != (1.0, 1.0):  # a log-uniform zoom; a fixed one (low == high) draws nothing
+            low, high = np.log(self.scale)
+            fraction = float(torch.rand((), generator=generator)) if high > low else 0.0
+            zoom = float(np.exp(low + (high - low) * fraction))
             size = min(max(8, round(self.crop_size / zoom)), *image.shape[-2:])
         if min(image.shape[-2:]) < size:  # small images are enlarged to fit one crop
             scale = size / min(image.shape[-2:])
