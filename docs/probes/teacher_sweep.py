@@ -70,9 +70,9 @@ def main() -> None:
     print(f"{'teacher':40s} {'steps':>5s} " + " ".join(f"{c:>7s}" for c in COLUMNS))
     for directory in args.teachers:
         teacher = load_teacher(directory)
-        set_sampling(teacher, [item for item in args.set if hasattr(teacher, item.partition("=")[0])])
-        applied = {item.partition("=")[0]: getattr(teacher, item.partition("=")[0]) for item in args.set
-                   if hasattr(teacher, item.partition("=")[0])}
+        own = [item for item in args.set if hasattr(teacher, item.partition("=")[0])]
+        set_sampling(teacher, own)
+        applied = {name: getattr(teacher, name) for name in (item.partition("=")[0] for item in own)}
         label = " ".join([directory.rstrip("/").split("/")[-1], *(f"{k}={v:g}" for k, v in applied.items())])
         for steps in [int(s) for s in args.steps.split(",") if s] or [teacher.steps]:
             teacher.steps = steps

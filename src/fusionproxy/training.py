@@ -84,6 +84,12 @@ def with_defaults(record: Any, defaults: Any) -> Any:
     return {**defaults, **{key: with_defaults(value, defaults.get(key)) for key, value in record.items()}}
 
 
+def complete_checkpoints(out_dir: str | Path) -> list[Path]:
+    """The run's checkpoint folders whose saving finished (they hold the state file), oldest first."""
+    checkpoints = sorted((Path(out_dir) / CHECKPOINT_DIR).glob("step-*"))
+    return [c for c in checkpoints if (c / STATE_FILE).exists()]
+
+
 def item_generator(seed: int, epoch: int, index: int) -> torch.Generator:
     """The RNG for one dataset item in one epoch: the same item gets the same draws however it is scheduled."""
     digest = hashlib.sha256(f"{seed}:{epoch}:{index}".encode()).digest()
@@ -179,8 +185,7 @@ class Trainer:
         accelerator.wait_for_everyone()
 
     def _latest_checkpoint(self) -> Path | None:
-        checkpoints = sorted((self.out_dir / CHECKPOINT_DIR).glob("step-*"))
-        complete = [c for c in checkpoints if (c / STATE_FILE).exists()]
+        complete = complete_checkpoints(self.out_dir)
         return complete[-1] if complete else None
 
     def _save(self, accelerator: Accelerator, step: int) -> None:

@@ -23,7 +23,6 @@ import torch
 import torch.nn.functional as F
 import yaml
 from PIL import Image
-from safetensors.torch import load_file
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -31,7 +30,8 @@ from ..config_files import load_config_as
 from ..devices import set_cpu_threads
 from ..errors import FusionProxyError
 from ..io import IMAGE_SUFFIXES, ImageReadError, find_dataset_pairs, ir_to_tensor, read_ir, read_vis, vis_to_tensor
-from ..training import CHECKPOINT_DIR, CONFIG_FILE, STATE_FILE, TrainConfig, Trainer, item_generator
+from ..model_dir import load_weights
+from ..training import CHECKPOINT_DIR, CONFIG_FILE, TrainConfig, Trainer, complete_checkpoints, item_generator
 from .ddfm import DDFMTeacher
 from .denoiser import NoiseSchedule
 from .masked import MaskedDiffusionTeacher
@@ -39,7 +39,6 @@ from .masking import MaskingConfig, make_views
 from .pretrained import PretrainedTeacher
 
 KINDS = ("masked", "prior")
-CHECKPOINT_WEIGHTS = "model.safetensors"  # accelerate's save_state name for the (only) model
 
 
 # -- configuration ------------------------------------------------------------------------------------------
@@ -356,16 +355,15 @@ def teacher_from_checkpoint(kind: str, run_dir: str | Path, step: int | None = N
     record_path = run_dir / CONFIG_FILE
     if not record_path.is_file():
         raise FusionProxyError(f"{record_path}: not found; {run_dir} is not a teacher training run")
-    steps = sorted(int(c.name.removeprefix("step-")) for c in (run_dir / CHECKPOINT_DIR).glob("step-*")
-                   if (c / STATE_FILE).is_file())  # fmt: skip
-    if not steps:
+    checkpoints = {int(c.name.removeprefix("step-")): c for c in complete_checkpoints(run_dir)}
+    if not checkpoints:
         raise FusionProxyError(f"{run_dir / CHECKPOINT_DIR}: no complete checkpoint")
-    step = steps[-1] if step is None else step
-    if step not in steps:
-        raise FusionProxyError(f"{run_dir}: no checkpoint at step {step} (complete: {', '.join(map(str, steps))})")
+    step = max(checkpoints) if step is None else step
+    if step not in checkpoints:
+        complete = ", ".join(map(str, checkpoints))
+        raise FusionProxyError(f"{run_dir}: no checkpoint at step {step} (complete: {complete})")
     teacher = build_teacher(kind, json.loads(record_path.read_text())["run"]["teacher"])
-    weights = run_dir / CHECKPOINT_DIR / f"step-{step:07d}" / CHECKPOINT_WEIGHTS
-    teacher.load_state_dict(load_file(str(weights)))
+    load_weights(teacher, checkpoints[step])  # accelerate's save_state names the weights as a model directory does
     return teacher
 
 
