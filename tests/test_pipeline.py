@@ -108,6 +108,14 @@ def test_cpu_plan_is_the_default_model_recipe(tmp_path: Path) -> None:
     assert stages["bench"][0][:2] == ["bench", str(layout.student)]
 
 
+def test_train_visible_adds_the_training_pairs_visible_frames(tmp_path: Path) -> None:
+    visible = f"data.extra_images=[{REPO.parent / 'shared' / 'datasets' / 'roadscene' / 'train' / 'vi'}]"
+    for flag in (False, True):
+        stages = {s.name: s.commands for s in plan(load_config("cpu", [f"teachers.train_visible={flag}"]), tmp_path)}
+        assert (visible in stages["prior"][0], visible in stages["masked"][0]) == (flag, flag)
+        assert not any("roadscene/test" in arg or "tno" in arg for arg in stages["prior"][0] + stages["masked"][0])
+
+
 @pytest.mark.data
 def test_smoke_links_data_subsets_and_runs_every_stage_once(tmp_path: Path) -> None:
     config, recorder = load_config("smoke"), Recorder()

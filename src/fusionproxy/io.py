@@ -279,7 +279,12 @@ def _first_existing(root: Path, names: tuple[str, ...]) -> Path:
     raise FileNotFoundError(f"{root}: no {'/'.join(names)} sub-folder of paired images")
 
 
+def visible_folder(root: str | Path) -> Path:
+    """The visible sub-folder of a paired dataset folder (vi/, vis/, visible/, ...)."""
+    return _first_existing(Path(root), VIS_DIR_NAMES)
+
+
 def find_dataset_pairs(root: str | Path) -> PairListing:
     """Pairs of a dataset folder laid out as `root/ir/<stem>.*` and `root/vi/<stem>.*` (or vis/, visible/)."""
     root = Path(root)
-    return find_pairs(_first_existing(root, IR_DIR_NAMES), _first_existing(root, VIS_DIR_NAMES))
+    return find_pairs(_first_existing(root, IR_DIR_NAMES), visible_folder(root))

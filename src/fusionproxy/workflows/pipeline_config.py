@@ -27,13 +27,16 @@ class DataSection:
 @dataclass
 class TeachersSection:
     """config: bundled teacher config name or YAML; set: --set overrides for both teachers, masked / prior:
-    extra overrides for one of them; threads: torch threads of the training processes (0: torch's default)."""
+    extra overrides for one of them; threads: torch threads of the training processes (0: torch's default);
+    train_visible: the teachers also learn from the visible frames of `data.train` (`data.extra_images`;
+    never a test set)."""
 
     config: str = "cpu"
     set: list[str] = field(default_factory=list)
     masked: list[str] = field(default_factory=list)
     prior: list[str] = field(default_factory=list)
     threads: int = 0
+    train_visible: bool = False
 
 
 @dataclass
