@@ -106,12 +106,13 @@ def plan(config: PipelineConfig, out: Path) -> list[Stage]:
                                                  config.bench)  # fmt: skip
     random_panel = cache.random_init
 
-    # A limited run's training pairs are linked by a later step, always into a `vi` folder.
-    visible = [f"data.extra_images=[{visible_folder(train) if train.is_dir() else train / 'vi'}]"]
+    visible = []
+    if teachers.train_visible:  # a limited run's pairs are linked by a later step, always into a `vi` folder
+        visible = [f"data.extra_images=[{visible_folder(train) if train.is_dir() else train / 'vi'}]"]
 
     def teacher(kind: str, out_dir: Path, extra: list[str]) -> Step:
         return teacher_step(kind, natural, out_dir, _config_arg(teachers.config), train, teachers.threads,
-                            [*(visible if teachers.train_visible else []), *teachers.set, *extra])  # fmt: skip
+                            [*visible, *teachers.set, *extra])  # fmt: skip
 
     fetchable = [] if random_panel else fetchable_backbones(cache.panel)
     distilled = layout.distilled if distill.head_steps else layout.student
